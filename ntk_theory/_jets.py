@@ -83,7 +83,7 @@ class Jet:
 
     @property
     def value(self) -> jax.Array:
-        return self.coeffs[(0, 0, 0)]
+        return jnp.asarray(self.coeffs.get((0, 0, 0), 0.0))
 
     @property
     def max_degree(self) -> int:
@@ -107,7 +107,7 @@ class Jet:
         if isinstance(other, Jet):
             return self._combine(other, 1.0)
         coeffs = dict(self.coeffs)
-        coeffs[(0, 0, 0)] = coeffs[(0, 0, 0)] + other
+        coeffs[(0, 0, 0)] = coeffs.get((0, 0, 0), 0.0) + other
         return Jet(coeffs, self.support)
 
     __radd__ = __add__
@@ -204,7 +204,10 @@ def compose_expectation(
     def powers(delta: Jet, n: int) -> list[Jet]:
         out = [Jet.constant(1.0, support)]
         for k in range(1, n + 1):
-            out.append(out[-1] * delta * (1.0 / k))
+            nxt = out[-1] * delta * (1.0 / k)
+            if not nxt.coeffs:  # truncated away: higher powers vanish too
+                break
+            out.append(nxt)
         return out
 
     p11 = powers(d11, min(n11, k_max))
@@ -215,7 +218,7 @@ def compose_expectation(
         inner: Jet | None = None
         for a, pa in enumerate(p11):
             for c, pc in enumerate(p22):
-                if a + b + c > k_max:
+                if a + b + c > k_max or not _reaches(support, pa, pc, pb):
                     continue
                 coeff = table(2 * a + b + shift, 2 * c + b + shift) * 0.5 ** (a + c)
                 term = (pa * pc) * coeff
@@ -226,6 +229,16 @@ def compose_expectation(
         result = term if result is None else result + term
     assert result is not None
     return result
+
+
+def _reaches(support: frozenset[MultiIndex], *jets: Jet) -> bool:
+    """Whether the product of ``jets`` has any monomial inside ``support`` (keys only)."""
+    keys = {(0, 0, 0)}
+    for jet in jets:
+        keys = {_add(k, m) for k in keys for m in jet.coeffs if _add(k, m) in support}
+        if not keys:
+            return False
+    return True
 
 
 def stack_indices(support: Iterable[MultiIndex]) -> list[MultiIndex]:

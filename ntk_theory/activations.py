@@ -26,7 +26,7 @@ differentiating through a formula that is singular at ``x = x'``.
 Closed forms: ``erf`` (Williams 1997, arcsin kernel), ``sin`` (Pearce et al. 2019),
 ``gelu`` (Tsuchida et al. 2020, arXiv 2002.08517, as implemented by neural-tangents), ReLU^k
 (arc-cosine kernels, Cho & Saul 2009, "Kernel methods for deep learning", eq. (5)-(7), extended
-here to mixed degrees). ``tanh`` has no closed form: tensor Gauss–Hermite quadrature.
+here to mixed degrees). ``tanh`` has no closed form: a 2-D trapezoidal rule (:func:`gaussian_table`).
 """
 
 from __future__ import annotations
@@ -61,11 +61,20 @@ class SmoothnessError(ValueError):
 # ----------------------------------------------------------------------------------------------
 # Quadrature of E[f(u) g(v)] in variables that do not degenerate at Σ12² = Σ11 Σ22
 # ----------------------------------------------------------------------------------------------
-@functools.lru_cache(maxsize=None)
-def _hermite_rule(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Probabilists' Gauss–Hermite nodes and weights normalized to a N(0, 1) expectation."""
-    z, w = np.polynomial.hermite_e.hermegauss(n)
-    return z, w / w.sum()
+#: Trapezoidal step in the pre-activation ``u`` itself. tanh has poles at ``u = ±iπ/2``; for
+#: integrands analytic in a strip of half-width ``a`` the trapezoidal rule converges like
+#: ``exp(-2πa/h)`` (Trefethen & Weideman 2014, SIAM Review 56(3), Thm. 5.1), so
+#: ``h = 0.2`` gives ``exp(-49)``; the constant in front is large near the poles (measured
+#: ~1e3 for ``E[tanh²]``, more for high derivatives), hence the margin.
+_STEP_U = 0.2
+#: Largest step in the standard-normal variable ``z`` (resolves the Gaussian itself: the
+#: trapezoidal error for ``e^{-z²/2}`` is ``~exp(-2π²/h²)``, negligible at 0.5).
+_STEP_Z = 0.4
+#: Smallest half-range ``L`` in ``z`` (truncation error ``~e^{-L²/2}``, 4e-13 at 7.5).
+_RANGE_Z = 7.5
+#: Trapezoidal nodes per dimension (2K + 1) where there is no closed form; see
+#: :func:`gaussian_table` and the accuracy study in tests/test_activations.py.
+QUADRATURE_NODES = 129
 
 
 #: ``|ρ|`` above this is treated as exactly 1. On the diagonal ``x = x'`` the computed ``ρ`` is
@@ -81,7 +90,13 @@ def _correlation(s11, s12, s22):
     return jnp.where(jnp.abs(rho) > _RHO_SNAP, jnp.sign(rho), rho)
 
 
-def gauss_hermite_table(
+def _steps(scale: jax.Array, half_nodes: int) -> jax.Array:
+    """Per-entry step in ``z`` for a variable ``scale * z``: fine enough, wide enough."""
+    h = jnp.minimum(_STEP_Z, _STEP_U / jnp.maximum(scale, 1e-300))
+    return jnp.maximum(h, _RANGE_Z / half_nodes)
+
+
+def gaussian_table(
     derivative: Callable[[int], Callable],
     pairs: Iterable[Pair],
     s11: jax.Array,
@@ -89,34 +104,43 @@ def gauss_hermite_table(
     s22: jax.Array,
     nodes: int,
 ) -> dict[Pair, jax.Array]:
-    """``E[φ^{(i)}(u) φ^{(j)}(v)]`` for all ``(i, j)`` in ``pairs`` by 2-D Gauss–Hermite.
+    """``E[φ^{(i)}(u) φ^{(j)}(v)]`` for all ``(i, j)`` in ``pairs`` by 2-D trapezoidal quadrature.
 
-    With ``u = √Σ11 z1`` and ``v = √Σ22 (ρ z1 + √(1-ρ²) z2)`` for independent standard normals
-    ``z1, z2``, the integrand is smooth in ``(z1, z2)`` for every ``|ρ| ≤ 1``: the rule stays
-    exact-to-round-off for polynomials and accurate for analytic ``φ`` on the diagonal, where
-    any formula that differentiates through ``√(1-ρ²)`` breaks (DESIGN.md fact 7).
+    With ``u = √Σ11 z1`` and ``v = √Σ22 ρ z1 + σ_c z2`` (``σ_c = √(Σ22(1-ρ²))``) for independent
+    standard normals ``z1, z2``, the integrand is smooth in ``(z1, z2)`` for every ``|ρ| ≤ 1``:
+    nothing degenerates on the diagonal ``x = x'``, where any formula that differentiates
+    through ``√(1-ρ²)`` breaks (DESIGN.md fact 7). Each entry gets its own steps in ``z1`` and
+    ``z2`` (``min(0.4, 0.2/scale)``, at least ``7.5/K`` so ``±7.5`` is covered with
+    ``nodes = 2K + 1``). With ``nodes = 129`` the relative error of ``E[φφ]`` and ``E[φ'φ']``
+    is below 1e-12 for variances up to about 3 (tests/test_activations.py measures it); beyond that the step is capped
+    by the range and accuracy degrades smoothly -- raise ``nodes`` for very large variances.
     """
     pairs = sorted(set(pairs))
-    z, w = _hermite_rule(nodes)
-    z, w = jnp.asarray(z), jnp.asarray(w)
+    half = nodes // 2
+    k = jnp.arange(-half, half + 1, dtype=jnp.float64)
     s11, s12, s22 = jnp.broadcast_arrays(s11, s12, s22)
     rho = _correlation(s11, s12, s22)
     a, b = jnp.sqrt(s11), jnp.sqrt(s22)
-    c = jnp.sqrt(jnp.maximum(1.0 - rho**2, 0.0))
+    cond = b * jnp.sqrt(jnp.maximum(1.0 - rho**2, 0.0))
+    # The z1-integrand depends on z1 through u = a z1 and through v's mean b ρ z1.
+    h1, h2 = _steps(jnp.maximum(a, b * jnp.abs(rho)), half), _steps(cond, half)
+    z2 = h2[..., None] * k  # (..., nodes)
+    w2 = h2[..., None] * jnp.exp(-0.5 * z2**2) / math.sqrt(2 * math.pi)
     left_orders = sorted({i for i, _ in pairs})
     right_orders = sorted({j for _, j in pairs})
 
-    def body(acc, node):
-        z1, w1 = node
+    def body(acc, kk):
+        z1 = h1 * kk
+        w1 = h1 * jnp.exp(-0.5 * z1**2) / math.sqrt(2 * math.pi)
         u = a * z1
-        v = b[..., None] * (rho[..., None] * z1 + c[..., None] * z)  # (..., nodes) over z2
-        right = {j: jnp.tensordot(derivative(j)(v), w, axes=1) for j in right_orders}
-        left = {i: derivative(i)(u) for i in left_orders}
-        acc = {p: acc[p] + w1 * left[p[0]] * right[p[1]] for p in pairs}
+        v = (b * rho * z1)[..., None] + cond[..., None] * z2
+        right = {j: jnp.sum(derivative(j)(v) * w2, axis=-1) for j in right_orders}
+        left = {i: w1 * derivative(i)(u) for i in left_orders}
+        acc = {p: acc[p] + left[p[0]] * right[p[1]] for p in pairs}
         return acc, None
 
     init = {p: jnp.zeros_like(s12) for p in pairs}
-    out, _ = jax.lax.scan(body, init, (z, w))
+    out, _ = jax.lax.scan(body, init, k)
     return out
 
 
@@ -159,7 +183,7 @@ class Activation:
             whose derivatives are written in closed form).
         max_derivative: how many times ``φ`` may be differentiated inside a Gaussian
             expectation (``None``: infinitely often). ReLU^k: ``k`` (``φ^{(k)} = k!`` step).
-        quadrature_nodes: Gauss–Hermite nodes per dimension where there is no closed form.
+        quadrature_nodes: trapezoidal nodes per dimension where there is no closed form.
         source: where the kernel's closed form comes from.
     """
 
@@ -238,7 +262,7 @@ class Activation:
                 )
                 out[(i, j)] = scale * arccos_expectation(k - i, k - j, s11, s12, s22)
             return out
-        return gauss_hermite_table(
+        return gaussian_table(
             self.derivative, pairs, s11, s12, s22, nodes=self.quadrature_nodes
         )
 
@@ -285,7 +309,11 @@ def _derivative_fn(act: Activation, i: int) -> Callable:
         return lambda x: c * jnp.maximum(x, 0.0) ** p
     z = sp.Symbol("z", real=True)
     expr = act.expr.subs(sp.Symbol("z"), z)
-    return sp.lambdify(z, sp.diff(expr, z, i), modules="jax")
+    return sp.lambdify(z, sp.diff(expr, z, i), modules=_JAX_MODULES)
+
+
+#: sympy's "jax" printer does not know erf; map it (and friends) explicitly.
+_JAX_MODULES = [{"erf": jax.scipy.special.erf, "erfc": jax.scipy.special.erfc}, "jax"]
 
 
 @functools.lru_cache(maxsize=None)
@@ -301,16 +329,21 @@ def price_expectation(act: Activation, i: int, j: int) -> Callable:
     def f(cov12, var1, var2):
         return act.expectation_table([(i, j)], var1, cov12, var2)[(i, j)]
 
-    @f.defjvp
     def f_jvp(primals, tangents):
         cov12, var1, var2 = primals
-        dcov, dv1, dv2 = tangents
         out = f(cov12, var1, var2)
-        tangent = price_expectation(act, i + 1, j + 1)(cov12, var1, var2) * dcov
-        tangent = tangent + 0.5 * price_expectation(act, i + 2, j)(cov12, var1, var2) * dv1
-        tangent = tangent + 0.5 * price_expectation(act, i, j + 2)(cov12, var1, var2) * dv2
+        tangent = jnp.zeros_like(out)
+        for (di, dj, scale), dt in zip(((1, 1, 1.0), (2, 0, 0.5), (0, 2, 0.5)), tangents, strict=True):
+            if act.max_derivative is not None and max(i + di, j + dj) > act.max_derivative:
+                # E[φ^(i+2) φ^(j)] does not exist for ReLU^k beyond k derivatives. Nested JVPs
+                # still trace such terms with identically-zero tangents (vmap instantiates
+                # symbolic zeros), so we drop them here; operator orders that would need them
+                # with a non-zero tangent are refused up front by check_operator_orders.
+                continue
+            tangent = tangent + scale * price_expectation(act, i + di, j + dj)(cov12, var1, var2) * dt
         return out, tangent
 
+    f.defjvp(f_jvp)
     return f
 
 
@@ -384,25 +417,22 @@ class _Gelu(Activation):
 
 _z = sp.Symbol("z")
 
-#: Gauss–Hermite nodes per dimension for tanh; see tests/test_activations.py for the accuracy
-#: study (relative error of the dual kernel and its derivatives vs a 400-node rule).
-TANH_NODES = 96
 
 ACTIVATIONS: dict[str, Activation] = {
     "erf": _Erf(
-        "erf", expr=sp.erf(_z), quadrature_nodes=64, source="Williams (1997), arcsin kernel"
+        "erf", expr=sp.erf(_z), quadrature_nodes=QUADRATURE_NODES, source="Williams (1997), arcsin kernel"
     ),
     "tanh": Activation(
         "tanh",
         expr=sp.tanh(_z),
-        quadrature_nodes=TANH_NODES,
-        source=f"no closed form: {TANH_NODES}x{TANH_NODES} Gauss–Hermite in (z1, z2)",
+        quadrature_nodes=QUADRATURE_NODES,
+        source=f"no closed form: {QUADRATURE_NODES}x{QUADRATURE_NODES} trapezoidal rule in (z1, z2)",
     ),
-    "sin": _Sin("sin", expr=sp.sin(_z), quadrature_nodes=64, source="Pearce et al. (2019)"),
+    "sin": _Sin("sin", expr=sp.sin(_z), quadrature_nodes=QUADRATURE_NODES, source="Pearce et al. (2019)"),
     "gelu": _Gelu(
         "gelu",
         expr=_z * (1 + sp.erf(_z / sp.sqrt(2))) / 2,
-        quadrature_nodes=64,
+        quadrature_nodes=QUADRATURE_NODES,
         source="Tsuchida, Pearce, van der Heide, Roosta, Gallagher (2020), arXiv 2002.08517",
     ),
     **{
