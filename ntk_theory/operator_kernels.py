@@ -24,7 +24,6 @@ Wang, Yu, Perdikaris (arXiv 2007.14527), eq. (4.5)-(4.7), the PINN blocks.
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable
 
 import jax
@@ -39,7 +38,7 @@ from .operators import BoundOperator, Operator, OperatorError
 __all__ = ["chain_rule", "operator_kernel", "operator_kernel_autodiff"]
 
 MultiIndex = tuple[int, ...]
-DEFAULT_BLOCK = 1024
+DEFAULT_BLOCK = 512
 
 
 # ----------------------------------------------------------------------------------------------
@@ -233,19 +232,27 @@ def operator_kernel(
     if n1 <= block_size and n2 <= block_size:
         K = fn(x1, x2, a_all, b_all)
         return 0.5 * (K + K.T) if symmetric else K
+    # Every block is padded to (block_size, block_size) so one compiled shape serves all.
+    rows = [_pad_block(x1, a_all, i0, block_size) for i0 in range(0, n1, block_size)]
+    cols = rows if symmetric else [_pad_block(x2, b_all, j0, block_size) for j0 in range(0, n2, block_size)]
     out = np.empty((n1, n2))
-    for i0 in range(0, n1, block_size):
-        i1 = min(i0 + block_size, n1)
-        for j0 in range(i0 if symmetric else 0, n2, block_size):
-            j1 = min(j0 + block_size, n2)
-            blk = fn(x1[i0:i1], x2[j0:j1], [a[i0:i1] for a in a_all], [b[j0:j1] for b in b_all])
-            blk = np.asarray(blk)
-            if symmetric and i0 == j0:
+    for bi, (i0, i1, xb1, ab) in enumerate(rows):
+        for bj in range(bi if symmetric else 0, len(cols)):
+            j0, j1, xb2, bb = cols[bj]
+            blk = np.asarray(fn(xb1, xb2, ab, bb))[: i1 - i0, : j1 - j0]
+            if symmetric and bi == bj:
                 blk = 0.5 * (blk + blk.T)
             out[i0:i1, j0:j1] = blk
-            if symmetric and j0 != i0:
+            if symmetric and bi != bj:
                 out[j0:j1, i0:i1] = blk.T
     return jnp.asarray(out)
+
+
+def _pad_block(x, coeffs, start: int, size: int):
+    """Rows ``start:start+size`` of the points and coefficient values, padded by repetition."""
+    stop = min(start + size, x.shape[0])
+    idx = jnp.minimum(jnp.arange(start, start + size), stop - 1)
+    return start, stop, x[idx], [c[idx] for c in coeffs]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -302,6 +309,3 @@ def operator_kernel_autodiff(
             out = out + a_vals[alpha][:, None] * b_vals[beta][None, :] * K
     return out
 
-
-def _factorials(m) -> int:
-    return math.prod(math.factorial(k) for k in m)
