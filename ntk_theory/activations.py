@@ -124,7 +124,8 @@ def gaussian_table(
     cond = b * jnp.sqrt(jnp.maximum(1.0 - rho**2, 0.0))
     # The z1-integrand depends on z1 through u = a z1 and through v's mean b ρ z1.
     h1, h2 = _steps(jnp.maximum(a, b * jnp.abs(rho)), half), _steps(cond, half)
-    z2 = h2[..., None] * k  # (..., nodes)
+    k_b = k.reshape((1,) * h2.ndim + (-1,))  # nodes on a trailing axis, explicit rank
+    z2 = h2[..., None] * k_b  # (..., nodes)
     w2 = h2[..., None] * jnp.exp(-0.5 * z2**2) / math.sqrt(2 * math.pi)
     left_orders = sorted({i for i, _ in pairs})
     right_orders = sorted({j for _, j in pairs})
