@@ -18,6 +18,7 @@ then ``m1, m2 ∈ M``.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterable
 
@@ -47,15 +48,38 @@ def _add(m1: MultiIndex, m2: MultiIndex) -> MultiIndex:
     return (m1[0] + m2[0], m1[1] + m2[1], m1[2] + m2[2])
 
 
+@functools.lru_cache(maxsize=None)
+def _derivative_stack(f: Callable, n: int) -> Callable:
+    """Jitted ``x ↦ [f(x), ..., f^{(n)}(x)]`` (nested forward mode), cached per ``(f, n)``.
+
+    Cached and jitted so that eager evaluation of high-order jets does not re-trace ``2^n``
+    nested JVPs op by op; ``f`` must be a module-level function (hashable, stable identity).
+    """
+
+    def stack(x):
+        out, g = [], f
+        for k in range(n + 1):
+            out.append(g(x))
+            if k < n:
+                g = (lambda h: (lambda y: jax.jvp(h, (y,), (jnp.ones_like(y),))[1]))(g)
+        return out
+
+    return jax.jit(stack)
+
+
 def elementwise_derivatives(f: Callable, x: jax.Array, n: int) -> list[jax.Array]:
     """``[f(x), f'(x), ..., f^{(n)}(x)]`` for an elementwise ``f``, by nested forward mode."""
-    out = []
-    g = f
-    for k in range(n + 1):
-        out.append(g(x))
-        if k < n:
-            g = (lambda h: (lambda y: jax.jvp(h, (y,), (jnp.ones_like(y),))[1]))(g)
-    return out
+    return _derivative_stack(f, n)(x)
+
+
+def reciprocal(x):
+    return 1.0 / x
+
+
+@functools.lru_cache(maxsize=None)
+def power(k: float) -> Callable:
+    """``x ↦ x**k`` with a stable identity (for the derivative cache)."""
+    return lambda x: x**k
 
 
 class Jet:
@@ -138,15 +162,15 @@ class Jet:
 
     def __truediv__(self, other) -> Jet:
         if isinstance(other, Jet):
-            return self * other.apply(lambda x: 1.0 / x)
+            return self * other.apply(reciprocal)
         return self * (1.0 / other)
 
     def __rtruediv__(self, other) -> Jet:
-        return self.apply(lambda x: 1.0 / x) * other
+        return self.apply(reciprocal) * other
 
     def __pow__(self, k: int) -> Jet:
         if not isinstance(k, int) or k < 0:
-            return self.apply(lambda x: x**k)
+            return self.apply(power(k))
         out = Jet.constant(jnp.ones_like(self.value), self.support)
         for _ in range(k):
             out = out * self
