@@ -7,11 +7,41 @@ from ._precision import enable_x64 as _enable_x64
 
 _enable_x64()
 
-from ._precision import Float64Error as Float64Error  # noqa: E402
-from .activations import ACTIVATIONS as ACTIVATIONS  # noqa: E402
-from .activations import Activation as Activation  # noqa: E402
-from .activations import SmoothnessError as SmoothnessError  # noqa: E402
-from .networks import MLP as MLP  # noqa: E402
+# ruff: noqa: E402
+from ._precision import Float64Error as Float64Error
+from .activations import ACTIVATIONS as ACTIVATIONS
+from .activations import Activation as Activation
+from .activations import SmoothnessError as SmoothnessError
+from .compare import predicted_losses as predicted_losses
+from .compare import train_pinn as train_pinn
+from .compare import width_sweep as width_sweep
+from .domains import Quadrature as Quadrature
+from .domains import box as box
+from .domains import box_boundary as box_boundary
+from .domains import interval as interval
+from .domains import interval_boundary as interval_boundary
+from .domains import sphere as sphere
+from .empirical import empirical_ntk as empirical_ntk
+from .networks import MLP as MLP
+from .operator_kernels import operator_kernel as operator_kernel
+from .operator_kernels import operator_kernel_autodiff as operator_kernel_autodiff
+from .operators import Operator as Operator
+from .operators import OperatorError as OperatorError
+from .operators import derivative as derivative
+from .operators import identity as identity
+from .operators import laplace_beltrami as laplace_beltrami
+from .operators import laplacian as laplacian
+from .operators import neumann as neumann
+from .operators import robin as robin
+from .pinn import PINNKernel as PINNKernel
+from .pinn import pinn_kernel as pinn_kernel
+from .spectra import Spectrum as Spectrum
+from .spectra import compare_decay as compare_decay
+from .spectra import fit_decay as fit_decay
+from .spectra import richardson_eigenvalues as richardson_eigenvalues
+from .spectra import spectrum as spectrum
+from .spectra import trace_weights as trace_weights
+from .sphere import sphere_spectrum as sphere_spectrum
 
 __version__ = "0.1.0"
 
@@ -20,5 +50,34 @@ __all__ = [
     "MLP",
     "Activation",
     "Float64Error",
+    "Operator",
+    "OperatorError",
+    "PINNKernel",
+    "Quadrature",
     "SmoothnessError",
+    "Spectrum",
+    "box",
+    "box_boundary",
+    "compare_decay",
+    "derivative",
+    "empirical_ntk",
+    "fit_decay",
+    "identity",
+    "interval",
+    "interval_boundary",
+    "laplace_beltrami",
+    "laplacian",
+    "neumann",
+    "operator_kernel",
+    "operator_kernel_autodiff",
+    "pinn_kernel",
+    "predicted_losses",
+    "richardson_eigenvalues",
+    "robin",
+    "sphere",
+    "sphere_spectrum",
+    "spectrum",
+    "trace_weights",
+    "train_pinn",
+    "width_sweep",
 ]
