@@ -48,7 +48,7 @@ def _add(m1: MultiIndex, m2: MultiIndex) -> MultiIndex:
     return (m1[0] + m2[0], m1[1] + m2[1], m1[2] + m2[2])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _derivative_stack(f: Callable, n: int) -> Callable:
     """Jitted ``x ↦ [f(x), ..., f^{(n)}(x)]`` (nested forward mode), cached per ``(f, n)``.
 
@@ -61,7 +61,7 @@ def _derivative_stack(f: Callable, n: int) -> Callable:
         for k in range(n + 1):
             out.append(g(x))
             if k < n:
-                g = (lambda h: (lambda y: jax.jvp(h, (y,), (jnp.ones_like(y),))[1]))(g)
+                g = (lambda h: lambda y: jax.jvp(h, (y,), (jnp.ones_like(y),))[1])(g)
         return out
 
     return jax.jit(stack)
@@ -76,7 +76,7 @@ def reciprocal(x):
     return 1.0 / x
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def power(k: float) -> Callable:
     """``x ↦ x**k`` with a stable identity (for the derivative cache)."""
     return lambda x: x**k

@@ -51,7 +51,9 @@ def load_stax() -> types.ModuleType:
         package.__path__ = list(spec.submodule_search_locations)
         package.__file__ = spec.origin
         package.__version__ = _EXPECTED_VERSION
-        package.__doc__ = "Bare package registered by ntk_theory._nt (the real __init__ is skipped)."
+        package.__doc__ = (
+            "Bare package registered by ntk_theory._nt (the real __init__ is skipped)."
+        )
         sys.modules["neural_tangents"] = package
 
     try:

@@ -153,7 +153,7 @@ def gaussian_table(
 # ----------------------------------------------------------------------------------------------
 # Arc-cosine kernels of mixed degree: E[relu^m(u) relu^n(v)]
 # ----------------------------------------------------------------------------------------------
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _arccos_angular(m: int, n: int) -> Callable:
     """``I_{mn}(θ) = ∫_{θ-π/2}^{π/2} cos^m t cos^n(t-θ) dt`` (derived with sympy, lambdified).
 
@@ -237,8 +237,8 @@ class Activation:
         working = [
             a.name
             for a in ACTIVATIONS.values()
-            if a.max_derivative is None or a.derivatives_needed(order_x, order_xp)
-            <= a.max_derivative
+            if a.max_derivative is None
+            or a.derivatives_needed(order_x, order_xp) <= a.max_derivative
         ]
         raise SmoothnessError(
             f"An operator of order {max(order_x, order_xp)} (pair of orders "
@@ -253,7 +253,9 @@ class Activation:
     def expectation_table(self, pairs: Iterable[Pair], s11, s12, s22) -> dict[Pair, jax.Array]:
         """``{(i, j): E[φ^{(i)}(u) φ^{(j)}(v)]}`` at the given covariance entries."""
         pairs = set(pairs)
-        too_high = [p for p in pairs if self.max_derivative is not None and max(p) > self.max_derivative]
+        too_high = [
+            p for p in pairs if self.max_derivative is not None and max(p) > self.max_derivative
+        ]
         if too_high:
             raise SmoothnessError(
                 f"'{self.name}' has {self.max_derivative} derivatives; E[φ^(i) φ^(j)] was asked "
@@ -268,9 +270,7 @@ class Activation:
                 )
                 out[(i, j)] = scale * arccos_expectation(k - i, k - j, s11, s12, s22)
             return out
-        return gaussian_table(
-            self.derivative, pairs, s11, s12, s22, nodes=self.quadrature_nodes
-        )
+        return gaussian_table(self.derivative, pairs, s11, s12, s22, nodes=self.quadrature_nodes)
 
     def dual(self, s11: Jet, s12: Jet, s22: Jet) -> tuple[Jet, Jet]:
         """Jets of ``E[φ(u)φ(v)]`` and ``E[φ'(u)φ'(v)]`` (Price's theorem + a table)."""
@@ -302,7 +302,7 @@ def _price_dual(act: Activation, s11: Jet, s12: Jet, s22: Jet) -> tuple[Jet, Jet
     return nngp, dot
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _derivative_fn(act: Activation, i: int) -> Callable:
     if act.relu_power:
         k = act.relu_power
@@ -322,7 +322,7 @@ def _derivative_fn(act: Activation, i: int) -> Callable:
 _JAX_MODULES = [{"erf": jax.scipy.special.erf, "erfc": jax.scipy.special.erfc}, "jax"]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def price_expectation(act: Activation, i: int, j: int) -> Callable:
     """``(cov12, var1, var2) ↦ E[φ^{(i)}(u) φ^{(j)}(v)]`` with Price's theorem as its JVP.
 
@@ -339,14 +339,18 @@ def price_expectation(act: Activation, i: int, j: int) -> Callable:
         cov12, var1, var2 = primals
         out = f(cov12, var1, var2)
         tangent = jnp.zeros_like(out)
-        for (di, dj, scale), dt in zip(((1, 1, 1.0), (2, 0, 0.5), (0, 2, 0.5)), tangents, strict=True):
+        for (di, dj, scale), dt in zip(
+            ((1, 1, 1.0), (2, 0, 0.5), (0, 2, 0.5)), tangents, strict=True
+        ):
             if act.max_derivative is not None and max(i + di, j + dj) > act.max_derivative:
                 # E[φ^(i+2) φ^(j)] does not exist for ReLU^k beyond k derivatives. Nested JVPs
                 # still trace such terms with identically-zero tangents (vmap instantiates
                 # symbolic zeros), so we drop them here; operator orders that would need them
                 # with a non-zero tangent are refused up front by check_operator_orders.
                 continue
-            tangent = tangent + scale * price_expectation(act, i + di, j + dj)(cov12, var1, var2) * dt
+            tangent = (
+                tangent + scale * price_expectation(act, i + di, j + dj)(cov12, var1, var2) * dt
+            )
         return out, tangent
 
     f.defjvp(f_jvp)
@@ -426,7 +430,10 @@ _z = sp.Symbol("z")
 
 ACTIVATIONS: dict[str, Activation] = {
     "erf": _Erf(
-        "erf", expr=sp.erf(_z), quadrature_nodes=QUADRATURE_NODES, source="Williams (1997), arcsin kernel"
+        "erf",
+        expr=sp.erf(_z),
+        quadrature_nodes=QUADRATURE_NODES,
+        source="Williams (1997), arcsin kernel",
     ),
     "tanh": Activation(
         "tanh",
@@ -434,7 +441,9 @@ ACTIVATIONS: dict[str, Activation] = {
         quadrature_nodes=QUADRATURE_NODES,
         source=f"no closed form: {QUADRATURE_NODES}x{QUADRATURE_NODES} trapezoidal rule in (z1, z2)",
     ),
-    "sin": _Sin("sin", expr=sp.sin(_z), quadrature_nodes=QUADRATURE_NODES, source="Pearce et al. (2019)"),
+    "sin": _Sin(
+        "sin", expr=sp.sin(_z), quadrature_nodes=QUADRATURE_NODES, source="Pearce et al. (2019)"
+    ),
     "gelu": _Gelu(
         "gelu",
         expr=_z * (1 + sp.erf(_z / sp.sqrt(2))) / 2,

@@ -52,8 +52,14 @@ def _demo_cmd(args) -> int:
     rows = compare_decay(
         [
             ("Θ", np.asarray(net.ntk(q.points))),
-            ("∂_x ∂_x' Θ", np.asarray(operator_kernel(net, Operator.parse("u_x", ("x",)), q.points))),
-            ("∂²_x ∂²_x' Θ", np.asarray(operator_kernel(net, Operator.parse("u_xx", ("x",)), q.points))),
+            (
+                "∂_x ∂_x' Θ",
+                np.asarray(operator_kernel(net, Operator.parse("u_x", ("x",)), q.points)),
+            ),
+            (
+                "∂²_x ∂²_x' Θ",
+                np.asarray(operator_kernel(net, Operator.parse("u_xx", ("x",)), q.points)),
+            ),
         ],
         q.weights,
     )

@@ -218,7 +218,11 @@ class PINNProblem:
     def kernel(self, net: MLP) -> PINNKernel:
         """The infinite-width PINN kernel of this problem."""
         return pinn_kernel(
-            net, self.residual, list(self.boundary), self.x_residual, list(self.x_boundary),
+            net,
+            self.residual,
+            list(self.boundary),
+            self.x_residual,
+            list(self.x_boundary),
             self.weights,
         )
 
@@ -239,8 +243,14 @@ def poisson_1d(n_residual: int = 64, frequency: float = 1.0) -> PINNProblem:
     xb = np.array([[0.0], [1.0]])
     g = np.sin(k * xb[:, 0])
     return PINNProblem(
-        derivative(("x",), "x", 2), (identity(("x",)),), xr, f, (xb,), (g,),
-        exact=lambda x: np.sin(k * np.asarray(x)[:, 0]), name=f"1-D Poisson, u = sin({frequency:g}πx)",
+        derivative(("x",), "x", 2),
+        (identity(("x",)),),
+        xr,
+        f,
+        (xb,),
+        (g,),
+        exact=lambda x: np.sin(k * np.asarray(x)[:, 0]),
+        name=f"1-D Poisson, u = sin({frequency:g}πx)",
     )
 
 
@@ -254,8 +264,15 @@ def poisson_2d(n_per_dim: int = 12, n_boundary: int = 12) -> PINNProblem:
     f = 2 * math.pi**2 * np.sin(math.pi * xr[:, 0]) * np.sin(math.pi * xr[:, 1])
     xb = box_boundary((0.0, 0.0), (1.0, 1.0), n_boundary, rule="uniform").points
     return PINNProblem(
-        -1 * laplacian(("x", "y")), (identity(("x", "y")),), xr, f, (xb,), (np.zeros(len(xb)),),
-        exact=lambda x: np.sin(math.pi * np.asarray(x)[:, 0]) * np.sin(math.pi * np.asarray(x)[:, 1]),
+        -1 * laplacian(("x", "y")),
+        (identity(("x", "y")),),
+        xr,
+        f,
+        (xb,),
+        (np.zeros(len(xb)),),
+        exact=lambda x: (
+            np.sin(math.pi * np.asarray(x)[:, 0]) * np.sin(math.pi * np.asarray(x)[:, 1])
+        ),
         name="2-D Poisson, u = sin(πx) sin(πy)",
     )
 
@@ -274,7 +291,7 @@ def _apply_operator(apply_fn, params, op: Operator, x: jax.Array) -> jax.Array:
             for i, m in enumerate(alpha):
                 e = jnp.zeros_like(p).at[i].set(1.0)
                 for _ in range(m):
-                    g = (lambda h, e=e: (lambda q: jax.jvp(h, (q,), (e,))[1]))(g)
+                    g = (lambda h, e=e: lambda q: jax.jvp(h, (q,), (e,))[1])(g)
             out = out + cvals[k] * g(p)
         return out
 
@@ -318,7 +335,9 @@ def _empirical_pinn_kernel(net, width, problem: PINNProblem, params) -> np.ndarr
     for i in range(len(ops)):
         rows.append(
             [
-                empirical_ntk(net, width, xs[i], xs[j], operator=ops[i], operator2=ops[j], params=params)
+                empirical_ntk(
+                    net, width, xs[i], xs[j], operator=ops[i], operator2=ops[j], params=params
+                )
                 for j in range(len(ops))
             ]
         )
@@ -357,14 +376,21 @@ def train_pinn(
     sizes = [x.shape[0] for x in xs]
     wk = problem.weights or (1.0,) * len(ops)
     if learning_rate is None:
-        lam_max = float(scipy.linalg.eigh(np.asarray(problem.kernel(net).symmetric), eigvals_only=True)[-1])
+        lam_max = float(
+            scipy.linalg.eigh(np.asarray(problem.kernel(net).symmetric), eigvals_only=True)[-1]
+        )
         learning_rate = lr_factor * 2.0 / lam_max
 
     def errors(p):
-        return [_apply_operator(apply_fn, p, op, x) - t for op, x, t in zip(ops, xs, targets, strict=True)]
+        return [
+            _apply_operator(apply_fn, p, op, x) - t
+            for op, x, t in zip(ops, xs, targets, strict=True)
+        ]
 
     def pieces(p):
-        return jnp.stack([w / (2 * n) * jnp.sum(e**2) for w, n, e in zip(wk, sizes, errors(p), strict=True)])
+        return jnp.stack(
+            [w / (2 * n) * jnp.sum(e**2) for w, n, e in zip(wk, sizes, errors(p), strict=True)]
+        )
 
     loss = lambda p: jnp.sum(pieces(p))  # noqa: E731
 
@@ -393,7 +419,10 @@ def train_pinn(
                 bdrift.append(
                     [
                         float(
-                            np.linalg.norm(Kt[off[i] : off[i + 1], off[i] : off[i + 1]] - K0[off[i] : off[i + 1], off[i] : off[i + 1]])
+                            np.linalg.norm(
+                                Kt[off[i] : off[i + 1], off[i] : off[i + 1]]
+                                - K0[off[i] : off[i + 1], off[i] : off[i + 1]]
+                            )
                             / np.linalg.norm(K0[off[i] : off[i + 1], off[i] : off[i + 1]])
                         )
                         for i in range(len(sizes))
@@ -407,13 +436,26 @@ def train_pinn(
         ex = problem.exact(np.asarray(xs[0]))
         l2 = float(np.linalg.norm(pred - ex) / np.linalg.norm(ex))
     return TrainingRecord(
-        np.array(steps_rec), np.array(losses), np.array(drift), np.array(bdrift),
-        np.array(pchange), e0, K0, float(learning_rate), l2, p,
+        np.array(steps_rec),
+        np.array(losses),
+        np.array(drift),
+        np.array(bdrift),
+        np.array(pchange),
+        e0,
+        K0,
+        float(learning_rate),
+        l2,
+        p,
     )
 
 
 def predicted_losses(
-    K, loss_weights, errors0, steps: Sequence[int], learning_rate: float, sizes: Sequence[int],
+    K,
+    loss_weights,
+    errors0,
+    steps: Sequence[int],
+    learning_rate: float,
+    sizes: Sequence[int],
     piece_weights: Sequence[float] | None = None,
 ) -> np.ndarray:
     """Loss pieces predicted by the linear NTK dynamics ``e(t) = exp(-η K Λ t) e(0)``.
@@ -445,5 +487,7 @@ def predicted_losses(
     for t in steps:
         e_scaled = V @ (np.exp(-learning_rate * ev * t) * c0)  # = Λ^{1/2} e(t)
         # loss piece k: w_k/(2N_k) |e_k|² = ½ |Λ^{1/2} e|² restricted to piece k
-        out.append([0.5 * float(np.sum(e_scaled[off[i] : off[i + 1]] ** 2)) for i in range(len(sizes))])
+        out.append(
+            [0.5 * float(np.sum(e_scaled[off[i] : off[i + 1]] ** 2)) for i in range(len(sizes))]
+        )
     return np.array(out)

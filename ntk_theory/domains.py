@@ -57,7 +57,9 @@ def _check_n(n, name="n"):
     return int(n)
 
 
-def interval(a: float = 0.0, b: float = 1.0, n: int = 64, rule: str = "gauss", seed: int = 0) -> Quadrature:
+def interval(
+    a: float = 0.0, b: float = 1.0, n: int = 64, rule: str = "gauss", seed: int = 0
+) -> Quadrature:
     """``n`` nodes on ``[a, b]``: ``rule`` = ``"gauss"`` (Gauss–Legendre), ``"uniform"``
     (equispaced midpoints, weights ``(b-a)/n``) or ``"random"`` (uniform samples)."""
     return box((a,), (b,), n, rule=rule, seed=seed)
@@ -151,4 +153,3 @@ def interval_boundary(a: float = 0.0, b: float = 1.0) -> Quadrature:
     return Quadrature(
         np.array([[a], [b]]), np.ones(2), np.array([[-1.0], [1.0]]), f"endpoints {{{a}, {b}}}"
     )
-

@@ -68,7 +68,7 @@ def _partial_x(f, x0: jax.Array, alpha: tuple[int, ...]) -> jax.Array:
     for i, k in enumerate(alpha):
         e = jnp.zeros_like(x0).at[i].set(1.0)
         for _ in range(k):
-            g = (lambda h, e=e: (lambda p: jax.jvp(h, (p,), (e,))[1]))(g)
+            g = (lambda h, e=e: lambda p: jax.jvp(h, (p,), (e,))[1])(g)
     return g(x0)
 
 

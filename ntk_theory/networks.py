@@ -114,12 +114,17 @@ class MLP:
         for _ in range(self.depth):
             layers += [
                 stax.Dense(
-                    width, W_std=self.W_std, b_std=self.b_std, parameterization=self.parameterization
+                    width,
+                    W_std=self.W_std,
+                    b_std=self.b_std,
+                    parameterization=self.parameterization,
                 ),
                 self.act.stax_layer(),
             ]
         layers.append(
-            stax.Dense(1, W_std=self.W_std, b_std=self.b_std, parameterization=self.parameterization)
+            stax.Dense(
+                1, W_std=self.W_std, b_std=self.b_std, parameterization=self.parameterization
+            )
         )
         return stax.serial(*layers)
 

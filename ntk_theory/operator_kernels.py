@@ -76,7 +76,7 @@ def _differentiate(expr: dict, i: int, side: int, d: int) -> dict:
     return {m: sp.expand(w) for m, w in out.items() if sp.expand(w) != 0}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def chain_rule(alpha: MultiIndex, beta: MultiIndex) -> dict[tuple[int, int, int], sp.Expr]:
     """Weights ``w^{αβ}_m(x, y)`` with ``∂_x^α ∂_y^β F(⟨x,y⟩, |x|², |y|²) = Σ_m w_m ∂^m F``.
 
@@ -103,7 +103,7 @@ def _coefficient_symbols(op: Operator, side: str) -> dict[MultiIndex, sp.Symbol]
     return {alpha: sp.Symbol(f"{side}_{'_'.join(map(str, alpha))}") for alpha, _ in op.terms}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _combined_weights(T: Operator, S: Operator) -> tuple[list, Callable]:
     """One lambdified function returning ``[W_m]`` for all ``m``, per operator pair.
 
@@ -154,7 +154,7 @@ def _check_dims(op: Operator, x: jax.Array, name: str) -> None:
         )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _block_fn(net: MLP, T: Operator, S: Operator, get: str) -> Callable:
     """Jitted ``(x1, x2, a, b) -> T_x S_x' K`` on one block, ``K`` = ntk or nngp."""
     keys, weight_fn = _combined_weights(T, S)
@@ -238,7 +238,11 @@ def operator_kernel(
         return 0.5 * (K + K.T) if symmetric else K
     # Every block is padded to (block_size, block_size) so one compiled shape serves all.
     rows = [_pad_block(x1, a_all, i0, block_size) for i0 in range(0, n1, block_size)]
-    cols = rows if symmetric else [_pad_block(x2, b_all, j0, block_size) for j0 in range(0, n2, block_size)]
+    cols = (
+        rows
+        if symmetric
+        else [_pad_block(x2, b_all, j0, block_size) for j0 in range(0, n2, block_size)]
+    )
     out = np.empty((n1, n2))
     for bi, (i0, i1, xb1, ab) in enumerate(rows):
         for bj in range(bi if symmetric else 0, len(cols)):
@@ -312,4 +316,3 @@ def operator_kernel_autodiff(
             K = jax.jit(f)(x1, x2)
             out = out + a_vals[alpha][:, None] * b_vals[beta][None, :] * K
     return out
-

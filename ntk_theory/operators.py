@@ -142,7 +142,9 @@ class Operator:
         local = dict(_ALLOWED_FUNCTIONS)
         local.update({c: sp.Symbol(c, real=True) for c in coords})
         local.update({f: sp.Symbol(f, real=True) for f in fields})
-        local.update({k: sp.Float(v) if isinstance(v, float) else sp.sympify(v) for k, v in params.items()})
+        local.update(
+            {k: sp.Float(v) if isinstance(v, float) else sp.sympify(v) for k, v in params.items()}
+        )
         local.update({name: sp.Symbol(name) for name in placeholders})
         try:
             parsed = parse_expr(
@@ -196,7 +198,9 @@ class Operator:
         if u_atoms:
             dsyms[sym0] = (0,) * len(coords)
             expr = expr.xreplace({a: sym0 for a in u_atoms})
-        expr = expr.xreplace({s: sp.Symbol(str(s), real=True) for s in expr.free_symbols if s in symbols})
+        expr = expr.xreplace(
+            {s: sp.Symbol(str(s), real=True) for s in expr.free_symbols if s in symbols}
+        )
         return _from_placeholders(expr, dsyms, coords, tuple(fields), about, str(expr))
 
     # -- properties ----------------------------------------------------------------------
@@ -246,7 +250,9 @@ class Operator:
                 self.reference,
                 other.reference,
             ):
-                raise OperatorError("Cannot combine operators linearized about different callables.")
+                raise OperatorError(
+                    "Cannot combine operators linearized about different callables."
+                )
 
     def __add__(self, other: Operator) -> Operator:
         self._compatible(other)
@@ -272,7 +278,12 @@ class Operator:
         self._compatible(other)
         u = sp.Function("u")(*self.symbols)
         expr = self.to_sympy(other.to_sympy(u))
-        op = Operator.from_sympy(sp.expand(expr), u, self.coords, fields=tuple(sorted(set(self.fields) | set(other.fields))))
+        op = Operator.from_sympy(
+            sp.expand(expr),
+            u,
+            self.coords,
+            fields=tuple(sorted(set(self.fields) | set(other.fields))),
+        )
         return op._with_terms(dict(op.terms), self, other)
 
     def _with_terms(self, terms: Mapping[MultiIndex, sp.Expr], *others: Operator) -> Operator:
@@ -302,7 +313,9 @@ class Operator:
         arrays = {k: np.asarray(v, dtype=np.float64) for k, v in values.items()}
         lengths = {v.shape for v in arrays.values()}
         if len(lengths) != 1 or len(next(iter(lengths))) != 1:
-            raise OperatorError(f"Field values must be 1-D arrays of one length, got shapes {lengths}.")
+            raise OperatorError(
+                f"Field values must be 1-D arrays of one length, got shapes {lengths}."
+            )
         return BoundOperator(self, tuple(sorted(arrays.items())))
 
     # -- evaluation ----------------------------------------------------------------------
@@ -368,11 +381,11 @@ def _partial(f: Callable, x: jax.Array, beta: MultiIndex) -> jax.Array:
     for i, k in enumerate(beta):
         for _ in range(k):
             e = jnp.zeros_like(x).at[i].set(1.0)
-            g = (lambda h, e=e: (lambda p: jax.jvp(h, (p,), (e,))[1]))(g)
+            g = (lambda h, e=e: lambda p: jax.jvp(h, (p,), (e,))[1])(g)
     return jnp.asarray(g(x), dtype=jnp.float64).reshape(())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _coefficient_functions(op: Operator) -> list[Callable]:
     args = list(op.symbols) + [sp.Symbol(f, real=True) for f in op.fields]
     args += [sp.Symbol(name) for name, _ in op.reference_symbols]
@@ -381,13 +394,17 @@ def _coefficient_functions(op: Operator) -> list[Callable]:
 
 def _check_coords(coords: Sequence[str]) -> tuple[str, ...]:
     if isinstance(coords, str):
-        raise OperatorError(f"coords must be a sequence of names such as ('x', 'y'), got {coords!r}.")
+        raise OperatorError(
+            f"coords must be a sequence of names such as ('x', 'y'), got {coords!r}."
+        )
     coords = tuple(str(c) for c in coords)
     if not coords or len(set(coords)) != len(coords):
         raise OperatorError(f"coords must be distinct names, got {coords}.")
     for c in coords:
         if not c.isidentifier() or c in _ALLOWED_FUNCTIONS:
-            raise OperatorError(f"Coordinate name {c!r} is not usable (reserved or not an identifier).")
+            raise OperatorError(
+                f"Coordinate name {c!r} is not usable (reserved or not an identifier)."
+            )
     return coords
 
 
@@ -398,7 +415,7 @@ def _subscript_to_index(sub: str, coords: tuple[str, ...], function: str) -> Mul
         for i, c in sorted(enumerate(coords), key=lambda ic: -len(ic[1])):
             if rest.startswith(c):
                 alpha[i] += 1
-                rest = rest[len(c):]
+                rest = rest[len(c) :]
                 break
         else:
             raise OperatorError(
@@ -459,9 +476,17 @@ def _linearize(expr, dsyms, coords, about):
         ref_names = {s: f"__u0_{'_'.join(map(str, a))}" for s, a in dsyms.items()}
         subs = {s: sp.Symbol(ref_names[s]) for s in dsyms}
         lin = sum((derivs[s].subs(subs) * s for s in dsyms), sp.Integer(0))
-        ref_symbols = tuple(sorted((ref_names[s], dsyms[s]) for s in dsyms if sp.Symbol(ref_names[s]) in lin.free_symbols))
+        ref_symbols = tuple(
+            sorted(
+                (ref_names[s], dsyms[s])
+                for s in dsyms
+                if sp.Symbol(ref_names[s]) in lin.free_symbols
+            )
+        )
         return sp.expand(lin), about, ref_symbols
-    u0 = sp.sympify(about, locals={c: x for c, x in zip(coords, xs, strict=True)} | dict(_ALLOWED_FUNCTIONS))
+    u0 = sp.sympify(
+        about, locals={c: x for c, x in zip(coords, xs, strict=True)} | dict(_ALLOWED_FUNCTIONS)
+    )
     unknown = [str(s) for s in u0.free_symbols if s not in xs]
     if unknown:
         raise OperatorError(f"Reference function u0 = {about!r} uses unknown symbols {unknown}.")

@@ -255,9 +255,7 @@ def spectrum(
             raise
         decay = None
     cond = lam_max / lam[-1] if lam[-1] > 0 else math.inf
-    cond_window = (
-        float(lam[decay.window[0] - 1] / lam[decay.window[1] - 1]) if decay else math.nan
-    )
+    cond_window = float(lam[decay.window[0] - 1] / lam[decay.window[1] - 1]) if decay else math.nan
     pos = lam[lam > 0]
     eff = float(pos.sum() ** 2 / np.dot(pos, pos)) if pos.size else 0.0
     p = pos / pos.sum() if pos.size else pos
@@ -273,8 +271,22 @@ def spectrum(
     elif time_budget is not None:
         raise ValueError("time_budget needs a learning_rate (convergence time is 1/(η λ)).")
     return Spectrum(
-        lam, vec, w, int(neg.size), most_negative, float(floor), numerical_rank, decay,
-        float(cond), cond_window, eff, entropy, learning_rate, times, time_budget, slow,
+        lam,
+        vec,
+        w,
+        int(neg.size),
+        most_negative,
+        float(floor),
+        numerical_rank,
+        decay,
+        float(cond),
+        cond_window,
+        eff,
+        entropy,
+        learning_rate,
+        times,
+        time_budget,
+        slow,
     )
 
 

@@ -202,5 +202,6 @@ def _degree_fit(degrees, mu, floor, window) -> DecayFit | None:
     stderr = math.sqrt(float(np.dot(resid, resid)) / max(sel.size - 2, 1) / float(np.dot(xm, xm)))
     ss = float(np.dot(y - y.mean(), y - y.mean()))
     r2 = 1 - float(np.dot(resid, resid)) / ss if ss > 0 else 1.0
-    return DecayFit(-slope, stderr, float(y.mean() - slope * x.mean()), (int(sel[0]), int(sel[-1])), r2)
-
+    return DecayFit(
+        -slope, stderr, float(y.mean() - slope * x.mean()), (int(sel[0]), int(sel[-1])), r2
+    )

@@ -32,7 +32,9 @@ def test_frozen_hashable_repr():
     a = nt.MLP(2, "tanh", W_std=1, b_std=1)
     b = nt.MLP(2, "tanh", W_std=1.0, b_std=1.0)
     assert a == b and hash(a) == hash(b) and len({a, b}) == 1
-    assert repr(a) == "MLP(depth=2, activation='tanh', W_std=1.0, b_std=1.0, parameterization='ntk')"
+    assert (
+        repr(a) == "MLP(depth=2, activation='tanh', W_std=1.0, b_std=1.0, parameterization='ntk')"
+    )
     with pytest.raises(dataclasses.FrozenInstanceError):
         a.depth = 3
 
@@ -57,7 +59,10 @@ def test_jets_engine_equals_stax(name, parameterization, rng):
     M = derivative_set(0, 0)
     q = jnp.sum(x * x, axis=1)
     nngp, ntk = net.kernel_jets(
-        Jet.variable(x @ x.T, 0, M), Jet.variable(q[:, None], 1, M), Jet.variable(q[None, :], 2, M), 3
+        Jet.variable(x @ x.T, 0, M),
+        Jet.variable(q[:, None], 1, M),
+        Jet.variable(q[None, :], 2, M),
+        3,
     )
     assert rel_err(ntk.value, net.ntk(x)) < 1e-13
     assert rel_err(nngp.value, net.nngp(x)) < 1e-13

@@ -156,10 +156,16 @@ def test_finite_differences_of_theta(act):
         return float(net.ntk(np.array([[p]]), np.array([[q]]))[0, 0])
 
     def d1(h):
-        return (theta(a + h, b + h) - theta(a + h, b - h) - theta(a - h, b + h) + theta(a - h, b - h)) / (4 * h * h)
+        return (
+            theta(a + h, b + h) - theta(a + h, b - h) - theta(a - h, b + h) + theta(a - h, b - h)
+        ) / (4 * h * h)
 
     fd1 = (4 * d1(5e-4) - d1(1e-3)) / 3
-    K1 = float(operator_kernel(net, Operator.parse("u_x", ("x",)), np.array([[a]]), None, np.array([[b]]))[0, 0])
+    K1 = float(
+        operator_kernel(net, Operator.parse("u_x", ("x",)), np.array([[a]]), None, np.array([[b]]))[
+            0, 0
+        ]
+    )
     assert abs(fd1 - K1) < 1e-6 * abs(K1)
     if act == "relu4":
         return
@@ -167,7 +173,11 @@ def test_finite_differences_of_theta(act):
     w = np.array([1.0, -2.0, 1.0]) / h**2
     grid = np.array([[theta(a + i * h, b + j * h) for j in (-1, 0, 1)] for i in (-1, 0, 1)])
     fd2 = w @ grid @ w
-    K2 = float(operator_kernel(net, Operator.parse("u_xx", ("x",)), np.array([[a]]), None, np.array([[b]]))[0, 0])
+    K2 = float(
+        operator_kernel(
+            net, Operator.parse("u_xx", ("x",)), np.array([[a]]), None, np.array([[b]])
+        )[0, 0]
+    )
     assert abs(fd2 - K2) < 2e-3 * abs(K2)  # O(h²) second differences, h = 1e-2
 
 
@@ -200,7 +210,7 @@ def _mc_diagonal(act_name: str, op: Operator, x: np.ndarray, n_samples: int, see
             for i, k in enumerate(alpha):
                 e = jnp.zeros(d).at[i].set(1.0)
                 for _ in range(k):
-                    g = (lambda h, e=e: (lambda q: jax.jvp(h, (q,), (e,))[1]))(g)
+                    g = (lambda h, e=e: lambda q: jax.jvp(h, (q,), (e,))[1])(g)
             out = out + c * g(p)
         return out
 
@@ -244,7 +254,9 @@ def test_closed_form_one_erf_layer_dxx():
     T = Operator.parse("u_xx", ("x",))
     for a, b in pts:
         want = float(K.subs({x: a, y: b}).evalf(30))
-        got = float(operator_kernel(net, T, np.array([[float(a)]]), None, np.array([[float(b)]]))[0, 0])
+        got = float(
+            operator_kernel(net, T, np.array([[float(a)]]), None, np.array([[float(b)]]))[0, 0]
+        )
         assert abs(got - want) < 1e-10 * abs(want)
 
 
@@ -257,7 +269,11 @@ def test_empirical_operator_kernel_approaches_analytic():
     K = np.asarray(operator_kernel(net, T, x))
     err = {
         w: np.mean(
-            [np.linalg.norm(np.asarray(empirical_ntk(net, w, x, operator=T, seed=s)) - K) / np.linalg.norm(K) for s in range(8)]
+            [
+                np.linalg.norm(np.asarray(empirical_ntk(net, w, x, operator=T, seed=s)) - K)
+                / np.linalg.norm(K)
+                for s in range(8)
+            ]
         )
         for w in (256, 2048)
     }

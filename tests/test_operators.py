@@ -28,7 +28,9 @@ def test_parse_params_and_coefficients():
     assert dict(T.terms)[(0, 2)] == sp.Float(-0.01)
     V = Operator.parse("u_xx + sin(pi*x)*u", coords=("x",))
     vals = V.coefficient_values(jnp.array([[0.5], [0.25]]))
-    np.testing.assert_allclose(np.asarray(vals[(0,)]), np.sin(np.pi * np.array([0.5, 0.25])), rtol=1e-15)
+    np.testing.assert_allclose(
+        np.asarray(vals[(0,)]), np.sin(np.pi * np.array([0.5, 0.25])), rtol=1e-15
+    )
     assert Operator.parse("u_xxy", coords=("x", "y")).order == 3
 
 
@@ -64,7 +66,9 @@ def test_linearization_burgers_and_allen_cahn():
     )
     pts = jnp.array([[0.1, 0.3], [0.5, 0.8]])
     for alpha, v in B.coefficient_values(pts).items():
-        np.testing.assert_allclose(np.asarray(B2.coefficient_values(pts)[alpha]), np.asarray(v), rtol=1e-14)
+        np.testing.assert_allclose(
+            np.asarray(B2.coefficient_values(pts)[alpha]), np.asarray(v), rtol=1e-14
+        )
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,9 @@ def test_poisson_blocks_identity():
     xr = np.linspace(0, 1, 7)[:, None]
     xb = np.array([[0.0], [1.0]])
     P = nt.pinn_kernel(net, T, B, xr, xb)
-    np.testing.assert_allclose(np.asarray(P.blocks["rb"]), np.asarray(nt.operator_kernel(net, T, xr, B, xb)), rtol=1e-12)
+    np.testing.assert_allclose(
+        np.asarray(P.blocks["rb"]), np.asarray(nt.operator_kernel(net, T, xr, B, xb)), rtol=1e-12
+    )
     np.testing.assert_allclose(np.asarray(P.blocks["br"]), np.asarray(P.blocks["rb"]).T)
     np.testing.assert_allclose(np.asarray(P.blocks["bb"]), np.asarray(net.ntk(xb)), rtol=1e-10)
     S = np.asarray(P.symmetric)
@@ -59,12 +61,14 @@ def test_empirical_equals_explicit_jacobian(parameterization, expr):
             for i, k in enumerate(alpha):
                 e = jnp.zeros(2).at[i].set(1.0)
                 for _ in range(k):
-                    g = (lambda h, e=e: (lambda q: jax.jvp(h, (q,), (e,))[1]))(g)
+                    g = (lambda h, e=e: lambda q: jax.jvp(h, (q,), (e,))[1])(g)
             out = out + T.coefficient_values(p[None])[alpha][0] * g(p)
         return out
 
     J = jax.vmap(lambda p: jax.grad(Tu)(flat, p))(x)
-    np.testing.assert_allclose(np.asarray(K), np.asarray(J @ J.T), rtol=1e-12, atol=1e-12 * float(jnp.abs(K).max()))
+    np.testing.assert_allclose(
+        np.asarray(K), np.asarray(J @ J.T), rtol=1e-12, atol=1e-12 * float(jnp.abs(K).max())
+    )
 
 
 @pytest.mark.parametrize("operator", [None, "u_xx"])
@@ -76,9 +80,13 @@ def test_width_sweep_slope(operator, tmp_path):
     T = None if operator is None else nt.Operator.parse(operator, ("x",))
     x = np.linspace(-1, 1, 12)[:, None]
     out = tmp_path / "sweep.json"
-    r = width_sweep(net, x, [256, 512, 1024, 2048], seeds=range(12), operator=T, out=out, progress=False)
+    r = width_sweep(
+        net, x, [256, 512, 1024, 2048], seeds=range(12), operator=T, out=out, progress=False
+    )
     assert -0.7 <= r.slope <= -0.3, r.table()
-    again = width_sweep(net, x, [256, 512, 1024, 2048], seeds=range(12), operator=T, out=out, progress=False)
+    again = width_sweep(
+        net, x, [256, 512, 1024, 2048], seeds=range(12), operator=T, out=out, progress=False
+    )
     np.testing.assert_array_equal(again.errors, r.errors)
 
 
@@ -90,7 +98,14 @@ def test_drift_shrinks_with_width_and_dynamics_are_predicted():
     for width in (128, 2048):
         rec = train_pinn(net, width, prob, 300, record_every=150, lr_factor=0.1)
         drift[width] = rec.drift[-1]
-        pred = predicted_losses(np.asarray(P.K), np.asarray(P.weights), rec.errors0, rec.steps, rec.learning_rate, P.sizes)
+        pred = predicted_losses(
+            np.asarray(P.K),
+            np.asarray(P.weights),
+            rec.errors0,
+            rec.steps,
+            rec.learning_rate,
+            P.sizes,
+        )
         final[width] = (rec.losses[-1], pred[-1])
     assert drift[2048] < 0.5 * drift[128], drift
     actual, predicted = final[2048]
@@ -104,4 +119,6 @@ def test_empirical_bad_input():
     with pytest.raises(nt.SmoothnessError):
         nt.empirical_ntk(net, 8, np.ones((2, 1)), operator=nt.derivative(("x",), "x", 2))
     with pytest.raises(nt.OperatorError, match="dimension"):
-        nt.empirical_ntk(nt.MLP(1, "erf"), 8, np.ones((2, 2)), operator=nt.derivative(("x",), "x", 1))
+        nt.empirical_ntk(
+            nt.MLP(1, "erf"), 8, np.ones((2, 2)), operator=nt.derivative(("x",), "x", 1)
+        )

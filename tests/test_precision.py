@@ -22,7 +22,9 @@ def test_float32_inputs_give_float64_results():
     for K in (net.ntk(x32), net.nngp(x32), operator_kernel(net, laplacian(("x", "y")), x32)):
         assert K.dtype == jnp.float64
     # and the values are those of the (exactly representable) float32 points in float64
-    np.testing.assert_array_equal(np.asarray(net.ntk(x32)), np.asarray(net.ntk(x32.astype(np.float64))))
+    np.testing.assert_array_equal(
+        np.asarray(net.ntk(x32)), np.asarray(net.ntk(x32.astype(np.float64)))
+    )
 
 
 def test_float32_mode_is_refused():

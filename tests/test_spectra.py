@@ -84,7 +84,11 @@ def test_trace_weights_three_piece_wave_problem():
     x_init = np.stack([np.zeros(6), g], 1)
     x_wall = np.stack([np.concatenate([g, g]), np.r_[np.zeros(6), np.ones(6)]], 1)
     P = nt.pinn_kernel(
-        net, T, [nt.identity(C), nt.derivative(C, "t"), nt.identity(C)], xr, [x_init, x_init, x_wall]
+        net,
+        T,
+        [nt.identity(C), nt.derivative(C, "t"), nt.identity(C)],
+        xr,
+        [x_init, x_init, x_wall],
     )
     w = nt.trace_weights(P)
     tr = np.trace(np.asarray(P.K))
