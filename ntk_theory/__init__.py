@@ -41,7 +41,7 @@ from .spectra import fit_decay as fit_decay
 from .spectra import richardson_eigenvalues as richardson_eigenvalues
 from .spectra import spectrum as spectrum
 from .spectra import trace_weights as trace_weights
-from .sphere import sphere_spectrum as sphere_spectrum
+from .spherical import sphere_spectrum as sphere_spectrum
 
 __version__ = "0.1.0"
 

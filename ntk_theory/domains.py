@@ -6,7 +6,7 @@ Every constructor returns a :class:`Quadrature` ``(points, weights)`` approximat
 * :func:`interval` and :func:`box` -- Lebesgue measure; Gauss–Legendre (tensor) rules, or
   uniform random / Sobol samples with weights ``vol/N``;
 * :func:`sphere` -- the *normalized* surface measure on ``S^{d-1}`` (total mass 1, the measure
-  of the Funk–Hecke formula in :mod:`ntk_theory.sphere`); uniform samples, weights ``1/N``;
+  of the Funk–Hecke formula in :mod:`ntk_theory.spherical`); uniform samples, weights ``1/N``;
 * :func:`box_boundary` / :func:`interval_boundary` -- surface measure on the faces (counting
   measure at interval endpoints), with outward unit normals for Neumann/Robin operators.
 """

@@ -178,7 +178,8 @@ def test_finite_differences_of_theta(act):
             net, Operator.parse("u_xx", ("x",)), np.array([[a]]), None, np.array([[b]])
         )[0, 0]
     )
-    assert abs(fd2 - K2) < 2e-3 * abs(K2)  # O(h²) second differences, h = 1e-2
+    scale = float(operator_kernel(net, Operator.parse("u_xx", ("x",)), np.array([[a]]))[0, 0])
+    assert abs(fd2 - K2) < 2e-3 * scale  # O(h²) second differences, h = 1e-2; relative to K(a, a)
 
 
 def test_cross_blocks_are_transposes():
@@ -189,7 +190,8 @@ def test_cross_blocks_are_transposes():
     x2 = np.random.default_rng(2).uniform(size=(4, 2))
     A = operator_kernel(net, T, x1, S, x2)
     B = operator_kernel(net, S, x2, T, x1)
-    np.testing.assert_allclose(np.asarray(A), np.asarray(B).T, rtol=1e-12, atol=1e-14)
+    # tanh's expectations are quadratures (~1e-10 for the high derivatives these pairs need)
+    np.testing.assert_allclose(np.asarray(A), np.asarray(B).T, rtol=1e-9, atol=1e-12)
 
 
 def _mc_diagonal(act_name: str, op: Operator, x: np.ndarray, n_samples: int, seed: int = 0):
