@@ -26,8 +26,9 @@ def test_poisson_blocks_identity():
     S = np.asarray(P.symmetric)
     assert np.allclose(S, S.T) and np.linalg.eigvalsh(S).min() > -1e-10 * np.abs(S).max()
     np.testing.assert_allclose(np.asarray(P.weights), np.r_[np.full(7, 1 / 7), np.full(2, 1 / 2)])
-    # K_rr ≫ K_uu (their Fig. 1 finding)
-    assert np.trace(np.asarray(P.blocks["rr"])) / 7 > 10 * np.trace(np.asarray(P.blocks["bb"])) / 2
+    # K_rr > K_uu on average (their Fig. 1 has K_rr ≫ K_uu with standardized inputs, which
+    # multiply K_rr by σ_x⁻⁴ ≈ 138; with raw inputs on [0, 1] the ratio here is ≈ 1.9)
+    assert np.trace(np.asarray(P.blocks["rr"])) / 7 > np.trace(np.asarray(P.blocks["bb"])) / 2
 
 
 def test_pinn_bad_input():
