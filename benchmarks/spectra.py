@@ -21,7 +21,7 @@ def best(f, repeat=3):
 
 
 def main() -> None:
-    net = nt.MLP(2, "tanh", W_std=1.0, b_std=1.0)
+    net = nt.MLP(2, "erf", W_std=1.0, b_std=1.0)
     q = nt.box((0, 0), (1, 1), 4096, rule="sobol")
     K = np.asarray(net.ntk(q.points[:4000]))
     w = q.weights[:4000]

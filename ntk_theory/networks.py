@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ._jets import Jet
 from ._nt import stax
@@ -155,7 +156,20 @@ class MLP:
 
     def _kernel(self, x1, x2, get: str) -> jax.Array:
         x1, x2 = check_points(x1, x2)
-        return _jitted_kernel(self, get)(x1, x2)
+        fn = _jitted_kernel(self, get)
+        n1, n2 = x1.shape[0], x2.shape[0]
+        if n1 * n2 <= _BLOCK**2:
+            return fn(x1, x2)
+        # Blocks bound memory: a quadrature activation (tanh) evaluates ~10^4 nodes per entry.
+        out = np.empty((n1, n2))
+        for i0 in range(0, n1, _BLOCK):
+            rows = _padded(x1, i0)
+            for j0 in range(0, n2, _BLOCK):
+                blk = np.asarray(fn(rows, _padded(x2, j0)))
+                out[i0 : i0 + _BLOCK, j0 : j0 + _BLOCK] = blk[
+                    : min(_BLOCK, n1 - i0), : min(_BLOCK, n2 - j0)
+                ]
+        return jnp.asarray(out)
 
     def kernel_jets(self, s: Jet, q1: Jet, q2: Jet, input_dim: int) -> tuple[Jet, Jet]:
         """Jets of ``(Σ, Θ)`` as functions of ``(s, q, q') = (⟨x,x'⟩, |x|², |x'|²)``.
@@ -194,6 +208,15 @@ class MLP:
             ntk_in = ntk * edot
             fan_in = float(self.width)
         raise AssertionError("unreachable")
+
+
+#: Rows/columns per block of :meth:`MLP.ntk` for large inputs (one compiled block shape).
+_BLOCK = 256
+
+
+def _padded(x: jax.Array, start: int) -> jax.Array:
+    idx = jnp.minimum(jnp.arange(start, start + _BLOCK), x.shape[0] - 1)
+    return x[idx]
 
 
 def _registry():

@@ -127,3 +127,11 @@ def test_activation_contract(name, points):
     act = net.act
     assert act.source, "every activation documents where its kernel comes from"
     assert act.max_operator_order is None or act.max_operator_order >= 0
+
+
+def test_large_inputs_are_blocked_exactly(rng):
+    # 300 points → 300² entries > 256²: MLP.ntk switches to padded 256 x 256 blocks.
+    net = nt.MLP(2, "erf", W_std=1.3, b_std=0.2)
+    x = rng.uniform(size=(300, 2))
+    direct = np.asarray(jax.jit(lambda a: net.kernel_fn(a, None, "ntk"))(x))
+    np.testing.assert_allclose(np.asarray(net.ntk(x)), direct, rtol=1e-14, atol=1e-15)
