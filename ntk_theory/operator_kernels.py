@@ -178,6 +178,20 @@ def _block_fn(net: MLP, T: Operator, S: Operator, get: str) -> Callable:
     return jax.jit(block) if len(support) <= JIT_MAX_MONOMIALS else block
 
 
+def _prepare(net: MLP, T, x1, S, x2):
+    """Validate points and operators (S defaults to T) and evaluate their coefficients."""
+    S = T if S is None else S
+    x1, x2 = check_points(x1, x2)
+    T_op, T_fields = _unbind(T, x1.shape[0], "T")
+    S_op, S_fields = _unbind(S, x2.shape[0], "S")
+    _check_dims(T_op, x1, "T")
+    _check_dims(S_op, x2, "S")
+    net.act.check_operator_orders(T_op.order, S_op.order)
+    a_vals = T_op.coefficient_values(x1, T_fields)
+    b_vals = S_op.coefficient_values(x2, S_fields)
+    return x1, x2, T_op, S_op, a_vals, b_vals
+
+
 def operator_kernel(
     net: MLP,
     T: Operator | BoundOperator,
@@ -222,15 +236,9 @@ def operator_kernel(
     if get not in ("ntk", "nngp"):
         raise ValueError(f"get must be 'ntk' or 'nngp', got {get!r}.")
     symmetric = S is None and x2 is None
-    S = T if S is None else S
-    x1, x2 = check_points(x1, x2)
-    T_op, T_fields = _unbind(T, x1.shape[0], "T")
-    S_op, S_fields = _unbind(S, x2.shape[0], "S")
-    _check_dims(T_op, x1, "T")
-    _check_dims(S_op, x2, "S")
-    net.act.check_operator_orders(T_op.order, S_op.order)
-    a_all = [T_op.coefficient_values(x1, T_fields)[alpha] for alpha, _ in T_op.terms]
-    b_all = [S_op.coefficient_values(x2, S_fields)[beta] for beta, _ in S_op.terms]
+    x1, x2, T_op, S_op, a_vals, b_vals = _prepare(net, T, x1, S, x2)
+    a_all = [a_vals[alpha] for alpha, _ in T_op.terms]
+    b_all = [b_vals[beta] for beta, _ in S_op.terms]
     fn = _block_fn(net, T_op, S_op, get)
     n1, n2 = x1.shape[0], x2.shape[0]
     if n1 <= block_size and n2 <= block_size:
@@ -290,15 +298,7 @@ def operator_kernel_autodiff(
     ``x1_i`` and ``x2_j``), so one nested JVP gives ``∂_x^α ∂_{x'}^β K`` for the whole matrix.
     Slow to compile for high orders; used to check :func:`operator_kernel` and as a fallback.
     """
-    S = T if S is None else S
-    x1, x2 = check_points(x1, x2)
-    T_op, T_fields = _unbind(T, x1.shape[0], "T")
-    S_op, S_fields = _unbind(S, x2.shape[0], "S")
-    _check_dims(T_op, x1, "T")
-    _check_dims(S_op, x2, "S")
-    net.act.check_operator_orders(T_op.order, S_op.order)
-    a_vals = T_op.coefficient_values(x1, T_fields)
-    b_vals = S_op.coefficient_values(x2, S_fields)
+    x1, x2, T_op, S_op, a_vals, b_vals = _prepare(net, T, x1, S, x2)
     kernel_fn = net.kernel_fn
 
     def base(a, b):
