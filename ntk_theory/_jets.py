@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -263,8 +263,3 @@ def _reaches(support: frozenset[MultiIndex], *jets: Jet) -> bool:
         if not keys:
             return False
     return True
-
-
-def stack_indices(support: Iterable[MultiIndex]) -> list[MultiIndex]:
-    """Multi-indices in a fixed order (by total degree, then lexicographic)."""
-    return sorted(support, key=lambda m: (sum(m), m))

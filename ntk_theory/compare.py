@@ -30,7 +30,7 @@ import scipy.linalg
 from .empirical import empirical_ntk, init_params
 from .networks import MLP, check_points
 from .operator_kernels import operator_kernel
-from .operators import Operator
+from .operators import Operator, apply_at
 from .pinn import PINNKernel, pinn_kernel
 from .spectra import spectrum
 
@@ -284,19 +284,8 @@ def _apply_operator(apply_fn, params, op: Operator, x: jax.Array) -> jax.Array:
     def u(p):
         return apply_fn(params, p[None])[0, 0]
 
-    def at(p, cvals):
-        out = 0.0
-        for k, (alpha, _) in enumerate(op.terms):
-            g = u
-            for i, m in enumerate(alpha):
-                e = jnp.zeros_like(p).at[i].set(1.0)
-                for _ in range(m):
-                    g = (lambda h, e=e: lambda q: jax.jvp(h, (q,), (e,))[1])(g)
-            out = out + cvals[k] * g(p)
-        return out
-
     cmat = jnp.stack([coeffs[alpha] for alpha, _ in op.terms], axis=1)
-    return jax.vmap(at)(x, cmat)
+    return jax.vmap(lambda p, c: apply_at(op, u, p, c))(x, cmat)
 
 
 @dataclass(frozen=True)

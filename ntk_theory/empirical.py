@@ -28,14 +28,13 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
 
 from .networks import MLP, check_points
 from .operator_kernels import _check_dims, _unbind
-from .operators import BoundOperator, Operator, identity
+from .operators import BoundOperator, Operator, apply_at, identity, partial_derivative
 
 __all__ = ["empirical_ntk", "init_params"]
 
@@ -61,15 +60,6 @@ def _monomial(x, x0, gamma) -> jax.Array:
         if k:
             out = out * (x[i] - x0[i]) ** k / math.factorial(k)
     return out
-
-
-def _partial_x(f, x0: jax.Array, alpha: tuple[int, ...]) -> jax.Array:
-    g = f
-    for i, k in enumerate(alpha):
-        e = jnp.zeros_like(x0).at[i].set(1.0)
-        for _ in range(k):
-            g = (lambda h, e=e: lambda p: jax.jvp(h, (p,), (e,))[1])(g)
-    return g(x0)
 
 
 def _features(net: MLP, params, op: Operator, coeffs: dict, x: jax.Array):
@@ -104,16 +94,13 @@ def _features(net: MLP, params, op: Operator, coeffs: dict, x: jax.Array):
         return h[0]
 
     def F(eps, x0, cvals):
-        return sum(
-            cvals[k] * _partial_x(lambda p: u(p, x0, eps), x0, alpha)
-            for k, (alpha, _) in enumerate(op.terms)
-        )
+        return apply_at(op, lambda p: u(p, x0, eps), x0, cvals)
 
     eps0 = [jnp.zeros((len(chans), W.shape[1])) for W, _ in dense]
     G = jax.grad(F)(eps0, x, coeffs)
     A = []
     for l in range(len(dense)):
-        rows = [_partial_x(lambda p, l=l: layer_inputs(p)[l], x, g) for g in chans]
+        rows = [partial_derivative(lambda p, l=l: layer_inputs(p)[l], x, g) for g in chans]
         A.append(jnp.stack(rows))
     cw = [scales(W) for W, _ in dense]
     return A, G, cw
@@ -194,7 +181,3 @@ def empirical_ntk(
         gram_g = jnp.einsum("icn,jdn->ijcd", G1[l], G2[l])
         K = K + cw2 * jnp.sum(gram_a * gram_g, axis=(2, 3)) + cb2 * gram_g[:, :, 0, 0]
     return K
-
-
-def _ensure_sequence(x) -> Sequence:
-    return x if isinstance(x, (list, tuple)) else [x]

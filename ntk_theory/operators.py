@@ -375,14 +375,24 @@ class BoundOperator:
 # ----------------------------------------------------------------------------------------------
 # helpers
 # ----------------------------------------------------------------------------------------------
-def _partial(f: Callable, x: jax.Array, beta: MultiIndex) -> jax.Array:
-    """``∂^β f(x)`` for a scalar function of one point, by nested forward mode."""
+def partial_derivative(f: Callable, x: jax.Array, alpha: MultiIndex) -> jax.Array:
+    """``∂^α f(x)`` for a function of one point ``x`` of shape ``(d,)``, by nested forward mode."""
     g = f
-    for i, k in enumerate(beta):
+    for i, k in enumerate(alpha):
+        e = jnp.zeros_like(x).at[i].set(1.0)
         for _ in range(k):
-            e = jnp.zeros_like(x).at[i].set(1.0)
             g = (lambda h, e=e: lambda p: jax.jvp(h, (p,), (e,))[1])(g)
-    return jnp.asarray(g(x), dtype=jnp.float64).reshape(())
+    return g(x)
+
+
+def apply_at(op: Operator, f: Callable, x: jax.Array, coeffs) -> jax.Array:
+    """``(T f)(x) = Σ_α a_α ∂^α f(x)`` at one point, with ``coeffs[k]`` the value of the
+    ``k``-th term's coefficient at ``x`` (order of ``op.terms``)."""
+    return sum(coeffs[k] * partial_derivative(f, x, alpha) for k, (alpha, _) in enumerate(op.terms))
+
+
+def _partial(f: Callable, x: jax.Array, beta: MultiIndex) -> jax.Array:
+    return jnp.asarray(partial_derivative(f, x, beta), dtype=jnp.float64).reshape(())
 
 
 @functools.cache
