@@ -41,7 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 import sympy as sp
 
-from ._jets import Jet, compose_expectation, reciprocal
+from ._jets import Jet, compose_expectation, reciprocal, rsqrt
 from ._nt import stax
 
 __all__ = [
@@ -360,10 +360,6 @@ def price_expectation(act: Activation, i: int, j: int) -> Callable:
 # ----------------------------------------------------------------------------------------------
 # Closed-form activations: the dual kernel is an explicit formula, evaluated on jets
 # ----------------------------------------------------------------------------------------------
-def _rsqrt(x):
-    return 1.0 / jnp.sqrt(x)
-
-
 @dataclass(frozen=True)
 class _Erf(Activation):
     """``erf``: ``E[φφ] = (2/π) arcsin(2Σ12 / √((1+2Σ11)(1+2Σ22)))`` (Williams 1997).
@@ -374,11 +370,11 @@ class _Erf(Activation):
     """
 
     def dual(self, s11: Jet, s12: Jet, s22: Jet) -> tuple[Jet, Jet]:
-        a = (1.0 + 2.0 * s11).apply(_rsqrt)
-        b = (1.0 + 2.0 * s22).apply(_rsqrt)
+        a = (1.0 + 2.0 * s11).apply(rsqrt)
+        b = (1.0 + 2.0 * s22).apply(rsqrt)
         rho = 2.0 * (s12 * (a * b))
         nngp = rho.apply(jnp.arcsin) * (2.0 / math.pi)
-        dot = (a * b) * (1.0 - rho * rho).apply(_rsqrt) * (4.0 / math.pi)
+        dot = (a * b) * (1.0 - rho * rho).apply(rsqrt) * (4.0 / math.pi)
         return nngp, dot
 
     def stax_layer(self):
@@ -412,9 +408,9 @@ class _Gelu(Activation):
         prod = s11 * s22
         prod1 = (1.0 + s11) * (1.0 + s22)
         delta2 = prod1 - s12 * s12
-        inv_delta = delta2.apply(_rsqrt)
+        inv_delta = delta2.apply(rsqrt)
         inv_prod1 = prod1.apply(reciprocal)
-        angle = (s12 * prod1.apply(_rsqrt)).apply(jnp.arcsin)
+        angle = (s12 * prod1.apply(rsqrt)).apply(jnp.arcsin)
         nngp = (s12 * s12 + prod * delta2) * inv_prod1 * inv_delta + s12 * angle
         nngp = nngp * (1.0 / (2 * math.pi)) + s12 * 0.25
         bracket = inv_delta * inv_delta + (1.0 - prod) * inv_prod1 + 1.0

@@ -171,7 +171,9 @@ class MLP:
                 ]
         return jnp.asarray(out)
 
-    def kernel_jets(self, s: Jet, q1: Jet, q2: Jet, input_dim: int) -> tuple[Jet, Jet]:
+    def kernel_jets(
+        self, s: Jet, q1: Jet, q2: Jet, input_dim: int, *, scan: bool = False
+    ) -> tuple[Jet, Jet]:
         """Jets of ``(Σ, Θ)`` as functions of ``(s, q, q') = (⟨x,x'⟩, |x|², |x'|²)``.
 
         Follows neural-tangents' layer conventions exactly (``Dense`` then activation), so
@@ -181,18 +183,19 @@ class MLP:
             s: jet of the inner products, values of shape ``(n1, n2)``.
             q1, q2: jets of the squared norms, values of shapes ``(n1, 1)`` and ``(1, n2)``.
             input_dim: ``d``; neural-tangents normalizes the input covariance by it.
+            scan: run hidden layers 2..L as one ``lax.scan`` body (for use under ``jit``: the
+                compiled program then has two layer bodies whatever the depth, which keeps
+                compile time flat; results are identical).
 
         Returns:
             ``(nngp, ntk)`` jets with values of shape ``(n1, n2)``.
         """
         w2, b2 = self.W_std**2, self.b_std**2
         standard = self.parameterization == "standard"
-        # Post-activation covariances entering each Dense layer (inputs: ⟨x,x'⟩/d).
-        e12, e11, e22 = s * (1.0 / input_dim), q1 * (1.0 / input_dim), q2 * (1.0 / input_dim)
-        fan_in = float(input_dim)
-        ntk_in: Jet | None = None  # Θ^l · E[φ'φ'], the NTK entering a Dense layer
         act = self.act
-        for layer in range(self.depth + 1):
+
+        def dense(e12, e11, e22, ntk_in, fan_in):
+            """Dense layer on post-activation covariances ``e``: pre-activation ``Σ`` and ``Θ``."""
             s12, s11, s22 = e12 * w2 + b2, e11 * w2 + b2, e22 * w2 + b2
             if standard:  # neural-tangents Dense, "standard": Θ = n_in Σ_in + σ_w² Θ_in + 1
                 ntk = e12 * fan_in + 1.0
@@ -200,14 +203,65 @@ class MLP:
                     ntk = ntk + ntk_in * w2
             else:  # "ntk": Θ = Σ + σ_w² Θ_in
                 ntk = s12 if ntk_in is None else s12 + ntk_in * w2
-            if layer == self.depth:
-                return s12, ntk
+            return s12, s11, s22, ntk
+
+        def hidden(state, fan_in):
+            """Dense + activation: post-activation ``(e12, e11, e22)`` and ``Θ · E[φ'φ']``."""
+            s12, s11, s22, ntk = dense(*state, fan_in)
             e12, edot = act.dual(s11, s12, s22)
-            e11 = act.dual(s11, s11, s11)[0]
-            e22 = act.dual(s22, s22, s22)[0]
-            ntk_in = ntk * edot
-            fan_in = float(self.width)
-        raise AssertionError("unreachable")
+            return e12, act.dual(s11, s11, s11)[0], act.dual(s22, s22, s22)[0], ntk * edot
+
+        # Covariances entering the first Dense layer: ⟨x,x'⟩/d (neural-tangents' convention).
+        state = (s * (1.0 / input_dim), q1 * (1.0 / input_dim), q2 * (1.0 / input_dim), None)
+        state = hidden(state, float(input_dim))
+        width = float(self.width)
+        if scan and self.depth >= 3:
+            state = _scan_layers(lambda st: hidden(st, width), state, self.depth - 1)
+        else:
+            for _ in range(self.depth - 1):
+                state = hidden(state, width)
+        s12, _, _, ntk = dense(*state, width)
+        return s12, ntk
+
+
+def _scan_layers(body: Callable, state: tuple[Jet, ...], length: int) -> tuple[Jet, ...]:
+    """``body`` applied ``length`` times as one ``lax.scan`` (hidden layers 2..L).
+
+    A scan carry keeps its keys and shapes: every coefficient is broadcast to its jet's shape
+    after the first layer and a step's output is padded to that layout (missing keys are
+    zero). If a layer's output does not fit the layout, the layers are unrolled instead.
+    """
+    support = state[0].support
+    layout = [
+        (sorted(j.coeffs), jnp.broadcast_shapes(*(jnp.shape(c) for c in j.coeffs.values())))
+        for j in state
+    ]
+
+    def pack(jets) -> list[dict]:
+        out = []
+        for jet, (keys, shape) in zip(jets, layout, strict=True):
+            if set(jet.coeffs) - set(keys) or any(
+                jnp.broadcast_shapes(jnp.shape(c), shape) != shape for c in jet.coeffs.values()
+            ):
+                raise _LayoutChanged
+            zero = jnp.zeros((), jnp.float64)
+            out.append({m: jnp.broadcast_to(jet.coeffs.get(m, zero), shape) for m in keys})
+        return out
+
+    def step(carry, _):
+        return pack(body(tuple(Jet(c, support) for c in carry))), None
+
+    try:
+        carry, _ = jax.lax.scan(step, pack(state), None, length=length)
+    except _LayoutChanged:
+        for _ in range(length):
+            state = body(state)
+        return state
+    return tuple(Jet(c, support) for c in carry)
+
+
+class _LayoutChanged(Exception):
+    """A hidden layer changed the jets' keys or shapes, so the layers cannot share a scan body."""
 
 
 #: Rows/columns per block of :meth:`MLP.ntk` for large inputs (one compiled block shape).

@@ -160,12 +160,13 @@ def _block_fn(net: MLP, T: Operator, S: Operator, get: str) -> Callable:
     keys, weight_fn = _combined_weights(T, S)
     support = derivative_set(T.order, S.order)
     d = T.dim
+    jit = len(support) <= JIT_MAX_MONOMIALS
 
     def block(x1, x2, a_vals, b_vals):
         s = Jet.variable(x1 @ x2.T, 0, support)
         q1 = Jet.variable(jnp.sum(x1 * x1, axis=1)[:, None], 1, support)
         q2 = Jet.variable(jnp.sum(x2 * x2, axis=1)[None, :], 2, support)
-        nngp, ntk = net.kernel_jets(s, q1, q2, d)
+        nngp, ntk = net.kernel_jets(s, q1, q2, d, scan=jit)
         jet = ntk if get == "ntk" else nngp
         args = [x1[:, i : i + 1] for i in range(d)] + [x2[:, i][None, :] for i in range(d)]
         args += [v[:, None] for v in a_vals] + [v[None, :] for v in b_vals]
@@ -175,7 +176,7 @@ def _block_fn(net: MLP, T: Operator, S: Operator, get: str) -> Callable:
             out = out + w * jet.derivative(m)
         return out
 
-    return jax.jit(block) if len(support) <= JIT_MAX_MONOMIALS else block
+    return jax.jit(block) if jit else block
 
 
 def _prepare(net: MLP, T, x1, S, x2):
