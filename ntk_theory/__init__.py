@@ -12,6 +12,9 @@ from ._precision import Float64Error as Float64Error
 from .activations import ACTIVATIONS as ACTIVATIONS
 from .activations import Activation as Activation
 from .activations import SmoothnessError as SmoothnessError
+from .compare import PINNProblem as PINNProblem
+from .compare import poisson_1d as poisson_1d
+from .compare import poisson_2d as poisson_2d
 from .compare import predicted_losses as predicted_losses
 from .compare import train_pinn as train_pinn
 from .compare import width_sweep as width_sweep
@@ -22,6 +25,7 @@ from .domains import interval as interval
 from .domains import interval_boundary as interval_boundary
 from .domains import sphere as sphere
 from .empirical import empirical_ntk as empirical_ntk
+from .empirical import init_params as init_params
 from .networks import MLP as MLP
 from .operator_kernels import operator_kernel as operator_kernel
 from .operator_kernels import operator_kernel_autodiff as operator_kernel_autodiff
@@ -53,6 +57,7 @@ __all__ = [
     "Operator",
     "OperatorError",
     "PINNKernel",
+    "PINNProblem",
     "Quadrature",
     "SmoothnessError",
     "Spectrum",
@@ -63,6 +68,7 @@ __all__ = [
     "empirical_ntk",
     "fit_decay",
     "identity",
+    "init_params",
     "interval",
     "interval_boundary",
     "laplace_beltrami",
@@ -71,6 +77,8 @@ __all__ = [
     "operator_kernel",
     "operator_kernel_autodiff",
     "pinn_kernel",
+    "poisson_1d",
+    "poisson_2d",
     "predicted_losses",
     "richardson_eigenvalues",
     "robin",

@@ -1,14 +1,21 @@
 """The ``ntk-theory`` command line.
 
-``ntk-theory demo`` prints a kernel, an operator kernel and their integral-operator spectra;
-``ntk-theory spectrum`` computes the spectrum of ``T_x T_x' Θ`` for a network, operator and
-domain given on the command line.
+* ``ntk-theory figures [--out DIR] [--quick] [--only NAME ...]`` regenerates the figures of
+  ``paper_figures/`` (PNG, PDF and the JSON numbers behind each);
+* ``ntk-theory spectrum`` computes the spectrum of ``T_x T_x' Θ`` for a network, operator and
+  domain given on the command line;
+* ``ntk-theory compare`` runs a width sweep: empirical against infinite-width (operator) NTK;
+* ``ntk-theory demo`` prints a kernel, an operator kernel and their spectra.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
+import time
+import traceback
+from pathlib import Path
 
 import numpy as np
 
@@ -30,19 +37,118 @@ def _domain(name: str, n: int):
     raise SystemExit(f"Unknown domain {name!r}; use interval, square or sphere.")
 
 
+def _parse_operator(text: str, coords) -> Operator | None:
+    try:
+        return Operator.parse(text, coords)
+    except OperatorError as err:
+        print(
+            f"error: {err}\n(the {len(coords)}-D domain's coordinates are {', '.join(coords)}; "
+            f"e.g. --operator 'u_{coords[0]}{coords[0]}')",
+            file=sys.stderr,
+        )
+        return None
+
+
 def _spectrum_cmd(args) -> int:
     net = MLP(args.depth, args.activation, W_std=args.W_std, b_std=args.b_std)
     q, coords = _domain(args.domain, args.n)
-    try:
-        T = Operator.parse(args.operator, coords)
-    except OperatorError as err:
-        print(f"error: {err}", file=sys.stderr)
+    T = _parse_operator(args.operator, coords)
+    if T is None:
         return 2
     K = np.asarray(operator_kernel(net, T, q.points))
     s = spectrum(K, q.weights)
     print(f"{net}\noperator {T}\ndomain {q.name}\n")
     print("top eigenvalues:", " ".join(f"{v:.4e}" for v in s.eigenvalues[: args.top]))
     print(s.summary())
+    if args.plot:
+        _plot_spectrum(s, f"{net}, T = {T}, {q.name}", args.plot)
+        print(f"plot written to {args.plot}")
+    return 0
+
+
+def _plot_spectrum(s, title: str, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    lam = s.eigenvalues[s.eigenvalues > s.floor]
+    fig, ax = plt.subplots(figsize=(5, 3.8))
+    ax.loglog(np.arange(1, lam.size + 1), lam, label=f"{s.decay}" if s.decay else "eigenvalues")
+    ax.set_xlabel("eigenvalue index i")
+    ax.set_ylabel("integral-operator eigenvalue λ_i")
+    ax.set_title(title, fontsize=8)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def _compare_cmd(args) -> int:
+    from .compare import width_sweep
+
+    net = MLP(args.depth, args.activation, W_std=args.W_std, b_std=args.b_std)
+    q, coords = _domain(args.domain, args.n)
+    T = None
+    if args.operator != "u":
+        T = _parse_operator(args.operator, coords)
+        if T is None:
+            return 2
+    if any(w < 1 for w in args.widths):
+        print("error: widths must be positive integers, e.g. --widths 64 256 1024", file=sys.stderr)
+        return 2
+    print(f"{net}, kernel {'Θ' if T is None else f'T_x T_x′ Θ with T = {T}'}, {q.name}")
+    res = width_sweep(
+        net, q.points, args.widths, range(args.seeds), operator=T, weights=q.weights, out=args.out
+    )
+    print(res.table())
+    return 0
+
+
+def _figures_cmd(args) -> int:
+    try:
+        figures = importlib.import_module("paper_figures").FIGURES
+    except ImportError:
+        print(
+            "error: the paper_figures package is not importable; run from a clone of the "
+            "repository with `uv run ntk-theory figures`.",
+            file=sys.stderr,
+        )
+        return 2
+    names = list(figures)
+    if args.only:
+        unknown = [n for n in args.only if n not in figures]
+        if unknown:
+            print(
+                f"error: unknown figure(s) {', '.join(unknown)}; choose from: {', '.join(figures)}",
+                file=sys.stderr,
+            )
+            return 2
+        names = [n for n in figures if n in args.only]
+    out = Path(args.out)
+    failed, t_all = [], time.perf_counter()
+    for i, name in enumerate(names, start=1):
+        print(f"[{i}/{len(names)}] {name} ...", file=sys.stderr, flush=True)
+        t0 = time.perf_counter()
+        try:
+            module = importlib.import_module(f"paper_figures.fig_{name}")
+            paths = module.main(out, quick=args.quick)
+        except Exception:  # one broken figure must not lose the others
+            traceback.print_exc()
+            failed.append(name)
+            print(f"[{i}/{len(names)}] {name} FAILED", file=sys.stderr, flush=True)
+            continue
+        files = ", ".join(str(p) for p in paths.values())
+        print(
+            f"[{i}/{len(names)}] {name} done in {time.perf_counter() - t0:.1f} s: {files}",
+            file=sys.stderr,
+            flush=True,
+        )
+    total = time.perf_counter() - t_all
+    done = len(names) - len(failed)
+    print(f"{done}/{len(names)} figures written to {out}/ in {total:.0f} s", file=sys.stderr)
+    if failed:
+        print(f"failed: {', '.join(failed)} (tracebacks above)", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -68,28 +174,89 @@ def _demo_cmd(args) -> int:
     return 0
 
 
+def _network_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--activation",
+        default="tanh",
+        choices=list(ACTIVATIONS),
+        help="activation of the hidden layers (default tanh)",
+    )
+    p.add_argument("--depth", type=int, default=1, help="hidden layers (default 1)")
+    p.add_argument("--W-std", type=float, default=1.0, help="weight scale σ_w (default 1)")
+    p.add_argument("--b-std", type=float, default=1.0, help="bias scale σ_b (default 1)")
+    p.add_argument(
+        "--operator",
+        default="u",
+        help="T in T_x T_x' Θ, in the domain's coordinates: 'u' (plain NTK, default), 'u_x', "
+        "'u_xx', '-(u_xx + u_yy)' ...",
+    )
+    p.add_argument(
+        "--domain",
+        default="interval",
+        choices=["interval", "square", "sphere"],
+        help="[0,1] (coordinate x), [0,1]^2 (x, y), or S^2 (x, y, z); default interval",
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="ntk-theory",
         description="Infinite-width NTKs of physics-informed networks: kernels, operator "
-        "kernels and their spectra.",
+        "kernels T_x T_x' Θ, their spectra, and comparisons with real networks.",
+        epilog="Start with `ntk-theory figures --quick` (about a minute) or "
+        "`ntk-theory spectrum --operator u_xx`.",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    fig = sub.add_parser(
+        "figures",
+        help="regenerate the paper figures (PNG + PDF + JSON numbers)",
+        description="Run every paper_figures/fig_<name>.py; a failing figure is reported and "
+        "the others are still written.",
+    )
+    fig.add_argument("--out", default="figures", help="output folder (default ./figures)")
+    fig.add_argument(
+        "--quick", action="store_true", help="small sizes: all figures in about a minute"
+    )
+    fig.add_argument(
+        "--only",
+        nargs="+",
+        metavar="NAME",
+        help="only these figures (names as in paper_figures.FIGURES)",
+    )
+    sp = sub.add_parser(
+        "spectrum",
+        help="eigenvalues, decay exponent and diagnostics of T_x T_x' Θ on a domain",
+        description="Integral-operator spectrum of the infinite-width operator NTK T_x T_x' Θ.",
+    )
+    _network_args(sp)
+    sp.add_argument("--n", type=int, default=64, help="nodes per dimension (samples on the sphere)")
+    sp.add_argument("--top", type=int, default=8, help="eigenvalues to print (default 8)")
+    sp.add_argument("--plot", metavar="FILE.png", help="also save a log-log plot of the spectrum")
+    cmp_ = sub.add_parser(
+        "compare",
+        help="width sweep: empirical finite-width NTK against the infinite-width limit",
+        description="Relative error and spectra of empirical (operator) NTKs over widths and "
+        "seeds; theory predicts error ∝ width^-1/2.",
+    )
+    _network_args(cmp_)
+    cmp_.add_argument("--n", type=int, default=24, help="points per dimension (default 24)")
+    cmp_.add_argument(
+        "--widths", type=int, nargs="+", default=[64, 256, 1024], help="hidden widths"
+    )
+    cmp_.add_argument("--seeds", type=int, default=3, help="initializations per width (default 3)")
+    cmp_.add_argument("--out", help="JSON file: finished runs are saved and a rerun resumes")
     demo = sub.add_parser("demo", help="spectra of Θ, ∂Θ∂' and ∂²Θ∂'² for a small erf network")
     demo.add_argument("--n", type=int, default=64, help="quadrature nodes (default 64)")
-    sp = sub.add_parser("spectrum", help="spectrum of T_x T_x' Θ on a domain")
-    sp.add_argument("--activation", default="tanh", choices=list(ACTIVATIONS))
-    sp.add_argument("--depth", type=int, default=1, help="hidden layers (default 1)")
-    sp.add_argument("--W-std", type=float, default=1.0)
-    sp.add_argument("--b-std", type=float, default=1.0)
-    sp.add_argument("--operator", default="u", help="e.g. 'u_xx' or '-(u_xx + u_yy)' (default u)")
-    sp.add_argument("--domain", default="interval", choices=["interval", "square", "sphere"])
-    sp.add_argument("--n", type=int, default=64, help="nodes per dimension (samples on the sphere)")
-    sp.add_argument("--top", type=int, default=8, help="eigenvalues to print")
     args = parser.parse_args(argv)
-    if args.command == "demo":
-        return _demo_cmd(args)
-    return _spectrum_cmd(args)
+    if getattr(args, "n", 1) < 1 or getattr(args, "depth", 1) < 1:
+        parser.error("--n and --depth must be positive integers")
+    commands = {
+        "figures": _figures_cmd,
+        "spectrum": _spectrum_cmd,
+        "compare": _compare_cmd,
+        "demo": _demo_cmd,
+    }
+    return commands[args.command](args)
 
 
 if __name__ == "__main__":

@@ -226,6 +226,25 @@ class PINNProblem:
             self.weights,
         )
 
+    def empirical_kernel(self, net: MLP, width: int, params) -> np.ndarray:
+        """The finite-width PINN kernel ``J Jᵀ`` of ``net.finite(width)`` at ``params``.
+
+        Rows/columns ordered as the residual points, then each boundary piece (unweighted,
+        like :attr:`PINNKernel.K`).
+        """
+        ops = [self.residual, *self.boundary]
+        xs = [jnp.asarray(self.x_residual), *(jnp.asarray(x) for x in self.x_boundary)]
+        rows = [
+            [
+                empirical_ntk(
+                    net, width, xs[i], xs[j], operator=ops[i], operator2=ops[j], params=params
+                )
+                for j in range(len(ops))
+            ]
+            for i in range(len(ops))
+        ]
+        return np.asarray(jnp.block(rows))
+
     @property
     def loss_weights(self) -> np.ndarray:
         sizes = [self.x_residual.shape[0], *(xb.shape[0] for xb in self.x_boundary)]
@@ -317,22 +336,6 @@ class TrainingRecord:
     params: object = field(repr=False)
 
 
-def _empirical_pinn_kernel(net, width, problem: PINNProblem, params) -> np.ndarray:
-    ops = [problem.residual, *problem.boundary]
-    xs = [jnp.asarray(problem.x_residual), *(jnp.asarray(x) for x in problem.x_boundary)]
-    rows = []
-    for i in range(len(ops)):
-        rows.append(
-            [
-                empirical_ntk(
-                    net, width, xs[i], xs[j], operator=ops[i], operator2=ops[j], params=params
-                )
-                for j in range(len(ops))
-            ]
-        )
-    return np.asarray(jnp.block(rows))
-
-
 def train_pinn(
     net: MLP,
     width: int,
@@ -391,7 +394,7 @@ def train_pinn(
     pieces_jit = jax.jit(pieces)
     record_every = record_every or max(steps // 20, 1)
     theta0, _ = ravel_pytree(params)
-    K0 = _empirical_pinn_kernel(net, width, problem, params) if track_kernel else np.zeros((1, 1))
+    K0 = problem.empirical_kernel(net, width, params) if track_kernel else np.zeros((1, 1))
     off = np.concatenate([[0], np.cumsum(sizes)])
     e0 = np.concatenate([np.asarray(e) for e in errors(params)])
     steps_rec, losses, drift, bdrift, pchange = [], [], [], [], []
@@ -403,7 +406,7 @@ def train_pinn(
             theta, _ = ravel_pytree(p)
             pchange.append(float(jnp.linalg.norm(theta - theta0) / jnp.linalg.norm(theta0)))
             if track_kernel:
-                Kt = _empirical_pinn_kernel(net, width, problem, p)
+                Kt = problem.empirical_kernel(net, width, p)
                 drift.append(float(np.linalg.norm(Kt - K0) / np.linalg.norm(K0)))
                 bdrift.append(
                     [

@@ -26,8 +26,10 @@ The network, its parameter layout and its initialization are neural-tangents'
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -106,16 +108,30 @@ def _features(net: MLP, params, op: Operator, coeffs: dict, x: jax.Array):
     return A, G, cw
 
 
+@functools.cache
+def _features_fn(net: MLP, op: Operator) -> Callable:
+    """Jitted, vmapped :func:`_features` per ``(net, operator)``; parameters are an argument,
+    so training loops that recompute the kernel do not re-trace or re-compile."""
+    return jax.jit(
+        jax.vmap(lambda params, xi, ci: _features(net, params, op, ci, xi)[:2], (None, 0, 0))
+    )
+
+
 def _batched_features(net, params, op, coeff_values, x, batch: int):
-    fn = jax.jit(jax.vmap(lambda xi, ci: _features(net, params, op, ci, xi)[:2]))
+    fn = _features_fn(net, op)
+    n = x.shape[0]
+    batch = min(batch, n)
+    # Pad to whole batches (repeating the last point) so every call has one compiled shape.
+    idx = jnp.minimum(jnp.arange(-(-n // batch) * batch), n - 1)
+    x, coeff_values = x[idx], coeff_values[idx]
     A_parts, G_parts = [], []
     for start in range(0, x.shape[0], batch):
         sl = slice(start, start + batch)
-        A, G = fn(x[sl], coeff_values[sl])
+        A, G = fn(params, x[sl], coeff_values[sl])
         A_parts.append(A)
         G_parts.append(G)
-    A = [jnp.concatenate([a[l] for a in A_parts]) for l in range(len(A_parts[0]))]
-    G = [jnp.concatenate([g[l] for g in G_parts]) for l in range(len(G_parts[0]))]
+    A = [jnp.concatenate([a[l] for a in A_parts])[:n] for l in range(len(A_parts[0]))]
+    G = [jnp.concatenate([g[l] for g in G_parts])[:n] for l in range(len(G_parts[0]))]
     return A, G
 
 

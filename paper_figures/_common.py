@@ -1,0 +1,93 @@
+"""Shared plumbing of the figure scripts: output files, style, fitted-exponent labels."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # figures are files; no display needed
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from ntk_theory.spectra import DecayFit
+
+plt.rcParams.update(
+    {
+        "figure.dpi": 110,
+        "savefig.dpi": 150,
+        "font.size": 9,
+        "axes.titlesize": 9,
+        "legend.fontsize": 7,
+        "axes.grid": True,
+        "grid.alpha": 0.3,
+    }
+)
+
+
+def output_dir(out_dir) -> Path:
+    path = Path(out_dir)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def save(fig, out_dir, name: str, data: dict) -> dict:
+    """Write ``name.png``, ``name.pdf`` and ``name.json`` (the numbers behind the figure).
+
+    The JSON is written first (atomically), so a failure while drawing never loses the numbers.
+    Returns the paths written.
+    """
+    out = output_dir(out_dir)
+    json_path = out / f"{name}.json"
+    tmp = json_path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(_jsonable(data), indent=1, allow_nan=True))
+    tmp.replace(json_path)
+    paths = {"json": json_path}
+    for ext in ("png", "pdf"):
+        path = out / f"{name}.{ext}"
+        fig.savefig(path, bbox_inches="tight")
+        paths[ext] = path
+    plt.close(fig)
+    return paths
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, (np.floating, float)):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
+
+
+def fit_label(name: str, fit: DecayFit | None) -> str:
+    """Legend entry ``name: α = 2.01 ± 0.03``."""
+    if fit is None:
+        return f"{name}: no fit"
+    return f"{name}: α = {fit.alpha:.2f} ± {fit.stderr:.2f}"
+
+
+def fit_record(fit: DecayFit | None) -> dict | None:
+    if fit is None:
+        return None
+    return {
+        "alpha": fit.alpha,
+        "stderr": fit.stderr,
+        "window": list(fit.window),
+        "r2": fit.r2,
+        "log_c": fit.log_c,
+    }
+
+
+def positive(values) -> np.ndarray:
+    """Eigenvalues above zero (what a log axis can show), as an array."""
+    v = np.asarray(values, dtype=float)
+    return v[v > 0]

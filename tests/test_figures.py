@@ -1,0 +1,138 @@
+"""Every paper figure, at quick sizes: files written, and the numbers behind them make sense.
+
+Each ``paper_figures/fig_<name>.py`` writes PNG + PDF + JSON; the checks read the JSON (what a
+reader of the figure would check) against theory: Bietti–Bach exponents on the sphere, the
+Laplace–Beltrami shift of exactly 4 in the degree exponent, the -1/2 width slope, K_rr ≫ K_uu
+(Wang–Yu–Perdikaris), drift shrinking with width, trace weights improving the solution.
+"""
+
+import importlib
+import json
+
+import numpy as np
+import pytest
+
+import paper_figures
+from ntk_theory.cli import main as cli_main
+
+
+@pytest.fixture(scope="module")
+def figures(tmp_path_factory):
+    out = tmp_path_factory.mktemp("figures")
+    results = {}
+    for name in paper_figures.FIGURES:
+        module = importlib.import_module(f"paper_figures.fig_{name}")
+        paths = module.main(out, quick=True)
+        results[name] = (paths, json.loads(paths["json"].read_text()))
+    return results
+
+
+def test_every_figure_writes_png_pdf_json(figures):
+    assert set(figures) == set(paper_figures.FIGURES)
+    for paths, _ in figures.values():
+        assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert paths["pdf"].read_bytes()[:5] == b"%PDF-"
+
+
+def test_decay_operators(figures):
+    results = figures["decay_operators"][1]["results"]
+    fitted = [r for r in results if "skipped" not in r]
+    assert all(np.isfinite(r["fit"]["alpha"]) and r["fit"]["stderr"] > 0 for r in fitted)
+    # ReLU⁴ allows first-order operators only: the second-order ones are reported, not faked.
+    skipped = [r for r in results if "skipped" in r]
+    assert {r["activation"] for r in skipped} == {"relu4"}
+    assert all("relu4" in r["skipped"] for r in skipped)
+    # On the sphere the Laplace–Beltrami operator slows the decay (theory: μ_k (k(k+1))²).
+    alpha = {
+        r["operator"]: r["fit"]["alpha"]
+        for r in fitted
+        if r["activation"] == "erf" and r["domain"] == "sphere S²"
+    }
+    assert alpha["Δ_S Δ_S' Θ"] < alpha["Θ"]
+
+
+def test_sphere_spectra(figures):
+    data = figures["sphere_spectra"][1]
+    for a in data["anchors"]:  # Bietti & Bach: NTK k^-3, NNGP k^-5, ReLU² NNGP k^-7 on S²
+        assert abs(a["fit"]["alpha"] - a["theory_exponent"]) < 0.2, a["label"]
+    relu3 = [e for e in data["operators"] if e["label"].startswith("ReLU³")]
+    plain, with_op = (e["fit"]["alpha"] for e in relu3)
+    assert abs((plain - with_op) - 4.0) < 0.1  # the exact factor (k(k+1))² on every degree
+    theta = next(e for e in data["nystrom"] if e["label"] == "Θ")
+    # 120 random nodes in quick mode: Monte Carlo error ~ N^-1/2 ≈ 0.09 on a degree group's sum.
+    assert theta["rel_error_degrees_0_2"] < 0.25
+
+
+def test_width_error(figures):
+    kernels = figures["width_error"][1]["kernels"]
+    for k in kernels:
+        # Quick sizes (3 widths, 6 seeds): the slope is noisy; theory -1/2.
+        assert -1.0 < k["slope"] < -0.15, k
+    theta, residual = kernels
+    assert residual["mean_error"][0] > theta["mean_error"][0]  # derivatives fluctuate more
+
+
+def test_wyp_poisson(figures):
+    data = figures["wyp_poisson"][1]
+    inf = data["spectra"]["infinite"]
+    assert inf["K_rr"][0] > 10 * inf["K_uu"][0]  # residual block dominates (WYP Fig. 1)
+    runs = {(r["depth"], r["width"]): r for r in data["training"]}
+    assert runs[(1, 100)]["drift"][-1] < runs[(1, 10)]["drift"][-1]
+    assert runs[(1, 100)]["param_change"][-1] < runs[(1, 10)]["param_change"][-1]
+
+
+def test_loss_prediction(figures):
+    for run in figures["loss_prediction"][1]["runs"]:
+        actual = np.asarray(run["actual"])
+        predicted = np.asarray(run["predicted_infinite"])
+        assert np.allclose(actual[0], predicted[0], rtol=1e-6)  # same initial errors
+        assert actual[-1, 0] < 1e-2 * actual[0, 0]  # the residual is fitted
+        assert predicted[-1, 0] < 1e-2 * predicted[0, 0]
+
+
+def test_trace_weights(figures):
+    data = figures["trace_weights"][1]
+    w = list(data["weights"].values())
+    assert w[0] == pytest.approx(1.0, abs=0.1)  # Tr K ≈ Tr K_rr
+    assert w[1] > 10  # the boundary block is tiny: it gets a large weight
+
+
+def test_wave_kernel(figures):
+    for entry in figures["wave_kernel"][1]["kernels"]:
+        weights = entry["trace_weights"]
+        assert weights["residual"] < min(v for k, v in weights.items() if k != "residual")
+
+
+def test_cli_figures_rejects_unknown_names(capsys):
+    assert cli_main(["figures", "--only", "nonsense"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown figure" in err and "decay_operators" in err
+
+
+def test_cli_figures_isolates_failures(tmp_path, monkeypatch, capsys):
+    module = importlib.import_module("paper_figures.fig_trace_weights")
+
+    def broken(out_dir, quick=False):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(module, "main", broken)
+    code = cli_main(
+        ["figures", "--quick", "--out", str(tmp_path), "--only", "trace_weights", "wave_kernel"]
+    )
+    err = capsys.readouterr().err
+    assert code == 1 and "trace_weights FAILED" in err and "failed: trace_weights" in err
+    assert (tmp_path / "wave_kernel.png").exists()  # the other figure is still written
+
+
+def test_cli_spectrum_and_compare(tmp_path, capsys):
+    plot = tmp_path / "s.png"
+    assert cli_main(["spectrum", "--operator", "u_xx", "--n", "24", "--plot", str(plot)]) == 0
+    out = capsys.readouterr().out
+    assert "decay" in out and plot.exists()
+    assert cli_main(["spectrum", "--operator", "u_yy"]) == 2  # y is not a coordinate of [0, 1]
+    assert "coordinates are x" in capsys.readouterr().err
+    sweep = tmp_path / "sweep.json"
+    args = ["compare", "--n", "8", "--widths", "32", "128", "--seeds", "2", "--out", str(sweep)]
+    assert cli_main(args) == 0
+    assert "slope" in capsys.readouterr().out
+    assert len(json.loads(sweep.read_text())["records"]) == 4
