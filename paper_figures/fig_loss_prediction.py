@@ -99,7 +99,7 @@ def plot(data: dict):
         ax.set_xlabel("gradient-descent step")
         ax.set_ylabel("loss piece (½ mean squared error, units of u²)")
         ax.set_title(f"tanh, width {run['width']}, η = {run['learning_rate']:.2e}")
-        ax.legend(loc="lower left")
+        ax.legend(loc="upper right")
     fig.suptitle("1-D Poisson PINN: linear NTK dynamics against real training", fontsize=10)
     fig.tight_layout()
     return fig

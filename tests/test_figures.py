@@ -56,8 +56,13 @@ def test_sphere_spectra(figures):
     for a in data["anchors"]:  # Bietti & Bach: NTK k^-3, NNGP k^-5, ReLU² NNGP k^-7 on S²
         assert abs(a["fit"]["alpha"] - a["theory_exponent"]) < 0.2, a["label"]
     relu3 = [e for e in data["operators"] if e["label"].startswith("ReLU³")]
-    plain, with_op = (e["fit"]["alpha"] for e in relu3)
-    assert abs((plain - with_op) - 4.0) < 0.1  # the exact factor (k(k+1))² on every degree
+    plain, with_op = (e["fit"] for e in relu3)
+    # μ_k is multiplied by (k(k+1))² on every degree: the fitted exponent drops by the OLS
+    # slope of log (k(k+1))² over the fit window (→ 4 as k → ∞; ≈ 3.9 for k = 10..45).
+    k = np.arange(with_op["window"][0], with_op["window"][1] + 1, dtype=float)
+    shift = np.polyfit(np.log(k), np.log((k * (k + 1)) ** 2), 1)[0]
+    assert 3.7 < shift <= 4.0
+    assert abs((plain["alpha"] - with_op["alpha"]) - shift) < 0.05
     theta = next(e for e in data["nystrom"] if e["label"] == "Θ")
     # 120 random nodes in quick mode: Monte Carlo error ~ N^-1/2 ≈ 0.09 on a degree group's sum.
     assert theta["rel_error_degrees_0_2"] < 0.25
