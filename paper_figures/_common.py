@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -26,6 +27,12 @@ plt.rcParams.update(
         "grid.alpha": 0.3,
     }
 )
+
+
+def script(main) -> None:
+    """Command line of a figure script: ``python -m paper_figures.fig_<name> [out_dir] [--quick]``."""
+    args = [a for a in sys.argv[1:] if a != "--quick"]
+    main(args[0] if args else "figures", quick="--quick" in sys.argv)
 
 
 def output_dir(out_dir) -> Path:

@@ -22,7 +22,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import ntk_theory as nt
-from paper_figures._common import fit_label, fit_record, save
+from paper_figures._common import fit_label, fit_record, save, script
 
 NAME = "decay_operators"
 DEPTH, W_STD, B_STD = 2, 1.0, 1.0
@@ -164,5 +164,4 @@ def main(out_dir="figures", quick: bool = False) -> dict:
 
 
 if __name__ == "__main__":
-    args = [a for a in sys.argv[1:] if a != "--quick"]
-    main(args[0] if args else "figures", quick="--quick" in sys.argv)
+    script(main)

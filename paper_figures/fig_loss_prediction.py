@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import ntk_theory as nt
-from paper_figures._common import save
+from paper_figures._common import save, script
 
 NAME = "loss_prediction"
 
@@ -112,5 +112,4 @@ def main(out_dir="figures", quick: bool = False) -> dict:
 
 
 if __name__ == "__main__":
-    args = [a for a in sys.argv[1:] if a != "--quick"]
-    main(args[0] if args else "figures", quick="--quick" in sys.argv)
+    script(main)

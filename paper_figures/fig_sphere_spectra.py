@@ -15,13 +15,11 @@ Run: ``uv run python -m paper_figures.fig_sphere_spectra [out_dir] [--quick]``.
 
 from __future__ import annotations
 
-import sys
-
 import matplotlib.pyplot as plt
 import numpy as np
 
 import ntk_theory as nt
-from paper_figures._common import fit_record, save
+from paper_figures._common import fit_record, save, script
 
 NAME = "sphere_spectra"
 DIM = 3
@@ -170,5 +168,4 @@ def main(out_dir="figures", quick: bool = False) -> dict:
 
 
 if __name__ == "__main__":
-    args = [a for a in sys.argv[1:] if a != "--quick"]
-    main(args[0] if args else "figures", quick="--quick" in sys.argv)
+    script(main)

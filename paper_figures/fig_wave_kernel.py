@@ -12,14 +12,12 @@ Run: ``uv run python -m paper_figures.fig_wave_kernel [out_dir] [--quick]``.
 
 from __future__ import annotations
 
-import sys
-
 import matplotlib.pyplot as plt
 import numpy as np
 import scipy.linalg
 
 import ntk_theory as nt
-from paper_figures._common import positive, save
+from paper_figures._common import positive, save, script
 
 NAME = "wave_kernel"
 COORDS = ("t", "x")
@@ -91,5 +89,4 @@ def main(out_dir="figures", quick: bool = False) -> dict:
 
 
 if __name__ == "__main__":
-    args = [a for a in sys.argv[1:] if a != "--quick"]
-    main(args[0] if args else "figures", quick="--quick" in sys.argv)
+    script(main)

@@ -14,13 +14,11 @@ Run: ``uv run python -m paper_figures.fig_width_error [out_dir] [--quick]``.
 
 from __future__ import annotations
 
-import sys
-
 import matplotlib.pyplot as plt
 import numpy as np
 
 import ntk_theory as nt
-from paper_figures._common import output_dir, save
+from paper_figures._common import output_dir, save, script
 
 NAME = "width_error"
 
@@ -98,5 +96,4 @@ def main(out_dir="figures", quick: bool = False) -> dict:
 
 
 if __name__ == "__main__":
-    args = [a for a in sys.argv[1:] if a != "--quick"]
-    main(args[0] if args else "figures", quick="--quick" in sys.argv)
+    script(main)

@@ -28,7 +28,7 @@ import numpy as np
 import scipy.linalg
 
 import ntk_theory as nt
-from paper_figures._common import positive, save
+from paper_figures._common import positive, save, script
 
 NAME = "wyp_poisson"
 
@@ -184,5 +184,4 @@ def main(out_dir="figures", quick: bool = False) -> dict:
 
 
 if __name__ == "__main__":
-    args = [a for a in sys.argv[1:] if a != "--quick"]
-    main(args[0] if args else "figures", quick="--quick" in sys.argv)
+    script(main)
