@@ -217,12 +217,11 @@ def main(argv: list[str] | None = None) -> int:
     fig.add_argument(
         "--quick", action="store_true", help="small sizes: all figures in about a minute"
     )
-    fig.add_argument(
-        "--only",
-        nargs="+",
-        metavar="NAME",
-        help="only these figures (names as in paper_figures.FIGURES)",
-    )
+    try:
+        names = ", ".join(importlib.import_module("paper_figures").FIGURES)
+    except ImportError:
+        names = "see paper_figures/"
+    fig.add_argument("--only", nargs="+", metavar="NAME", help=f"only these figures: {names}")
     sp = sub.add_parser(
         "spectrum",
         help="eigenvalues, decay exponent and diagnostics of T_x T_x' Θ on a domain",
