@@ -24,7 +24,6 @@ Wang, Yu, Perdikaris (arXiv 2007.14527), eq. (4.5)-(4.7), the PINN blocks.
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable
 
 import jax
@@ -255,11 +254,13 @@ def operator_kernel(
     if n1 <= block_size and n2 <= block_size:
         K = fn(x1, x2, a_all, b_all)
         return 0.5 * (K + K.T) if symmetric else K
-    # Blocks are padded to one shape (b1, b2) so one compilation serves all; each axis gets the
-    # smallest multiple of 8 that covers it in as few blocks as block_size allows.
-    b1, b2 = _balanced(n1, block_size), _balanced(n2, block_size)
-    rows = [_pad_block(x1, a_all, i0, b1) for i0 in range(0, n1, b1)]
-    cols = rows if symmetric else [_pad_block(x2, b_all, j0, b2) for j0 in range(0, n2, b2)]
+    # Every block is padded to (block_size, block_size) so one compiled shape serves all.
+    rows = [_pad_block(x1, a_all, i0, block_size) for i0 in range(0, n1, block_size)]
+    cols = (
+        rows
+        if symmetric
+        else [_pad_block(x2, b_all, j0, block_size) for j0 in range(0, n2, block_size)]
+    )
     out = np.empty((n1, n2))
     for bi, (i0, i1, xb1, ab) in enumerate(rows):
         for bj in range(bi if symmetric else 0, len(cols)):
@@ -271,15 +272,6 @@ def operator_kernel(
             if symmetric and bi != bj:
                 out[j0:j1, i0:i1] = blk.T
     return jnp.asarray(out)
-
-
-def _balanced(n: int, block_size: int) -> int:
-    """Block length for ``n`` rows: ``n`` itself if it fits, else ``⌈n / ⌈n/block_size⌉⌉``
-    rounded up to a multiple of 8 (144 rows with ``block_size=128``: two blocks of 72)."""
-    if n <= block_size:
-        return n
-    per_block = math.ceil(n / math.ceil(n / block_size))
-    return min(block_size, 8 * math.ceil(per_block / 8))
 
 
 def _pad_block(x, coeffs, start: int, size: int):

@@ -291,14 +291,12 @@ def test_block_batching_is_exact():
     blocked = np.asarray(operator_kernel(net, T, x, block_size=8))
     np.testing.assert_allclose(blocked, full, rtol=1e-13, atol=1e-13 * np.abs(full).max())
     y = np.random.default_rng(5).uniform(size=(9, 2))
-    # block_size=10: rows in 3 blocks of 8 (balanced, padded), columns (9) in one block.
-    for size in (4, 10):
-        np.testing.assert_allclose(
-            np.asarray(operator_kernel(net, T, x, T, y, block_size=size)),
-            np.asarray(operator_kernel(net, T, x, T, y)),
-            rtol=1e-13,
-            atol=1e-13 * np.abs(full).max(),
-        )
+    np.testing.assert_allclose(
+        np.asarray(operator_kernel(net, T, x, T, y, block_size=4)),
+        np.asarray(operator_kernel(net, T, x, T, y)),
+        rtol=1e-13,
+        atol=1e-13 * np.abs(full).max(),
+    )
 
 
 def test_chain_rule_first_order():
