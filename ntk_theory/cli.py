@@ -1,7 +1,7 @@
 """The ``ntk-theory`` command line.
 
-* ``ntk-theory figures [--out DIR] [--quick] [--only NAME ...]`` regenerates the figures of
-  ``paper_figures/`` (PNG, PDF and the JSON numbers behind each);
+* ``ntk-theory figures [--out DIR] [--quick] [--only NAME ...] [--jobs N]`` regenerates the
+  figures of ``paper_figures/`` (PNG, PDF and the JSON numbers behind each);
 * ``ntk-theory spectrum`` computes the spectrum of ``T_x T_x' Θ`` for a network, operator and
   domain given on the command line;
 * ``ntk-theory compare`` runs a width sweep: empirical against infinite-width (operator) NTK;
@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import time
-import traceback
 from pathlib import Path
 
 import numpy as np
 
-from . import domains
+from . import _figure_runner, domains
 from .activations import ACTIVATIONS
 from .networks import MLP
 from .operator_kernels import operator_kernel
@@ -125,31 +125,51 @@ def _figures_cmd(args) -> int:
             return 2
         names = [n for n in figures if n in args.only]
     out = Path(args.out)
-    failed, t_all = [], time.perf_counter()
-    for i, name in enumerate(names, start=1):
-        print(f"[{i}/{len(names)}] {name} ...", file=sys.stderr, flush=True)
-        t0 = time.perf_counter()
-        try:
-            module = importlib.import_module(f"paper_figures.fig_{name}")
-            paths = module.main(out, quick=args.quick)
-        except Exception:  # one broken figure must not lose the others
-            traceback.print_exc()
-            failed.append(name)
-            print(f"[{i}/{len(names)}] {name} FAILED", file=sys.stderr, flush=True)
-            continue
-        files = ", ".join(str(p) for p in paths.values())
-        print(
-            f"[{i}/{len(names)}] {name} done in {time.perf_counter() - t0:.1f} s: {files}",
-            file=sys.stderr,
-            flush=True,
-        )
+    jobs = args.jobs or min(_DEFAULT_JOBS, os.cpu_count() or 1, len(names))
+    jobs = min(jobs, len(names))
+    if not args.no_cache:
+        _figure_runner.use_compilation_cache(args.cache_dir)
+    t_all = time.perf_counter()
+
+    def report(i: int, result) -> None:
+        if result.error is not None:
+            print(result.error, file=sys.stderr)
+            print(f"[{i}/{len(names)}] {result.name} FAILED", file=sys.stderr, flush=True)
+        else:
+            print(
+                f"[{i}/{len(names)}] {result.name} done in {result.seconds:.1f} s: "
+                + ", ".join(result.files),
+                file=sys.stderr,
+                flush=True,
+            )
+
+    if jobs == 1:
+        results = _figure_runner.run_serial(names, out, args.quick, report)
+    else:
+        cost = importlib.import_module("paper_figures").COST
+        # Slowest first, so that the workers finish together.
+        names = sorted(names, key=lambda n: -cost.get(n, (0, 0))[args.quick])
+        print(f"running {len(names)} figures in {jobs} worker processes", file=sys.stderr)
+        results = _figure_runner.run_parallel(names, out, args.quick, jobs, report)
+    failed = [r.name for r in results if r.error is not None]
     total = time.perf_counter() - t_all
-    done = len(names) - len(failed)
-    print(f"{done}/{len(names)} figures written to {out}/ in {total:.0f} s", file=sys.stderr)
+    print(
+        f"{len(names) - len(failed)}/{len(names)} figures written to {out}/ in {total:.0f} s",
+        file=sys.stderr,
+    )
     if failed:
         print(f"failed: {', '.join(failed)} (tracebacks above)", file=sys.stderr)
         return 1
     return 0
+
+
+def _default_cache_dir() -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache")
+    return os.path.join(base, "ntk_theory", "xla")
+
+
+#: Worker processes by default (each holds its own JAX runtime; a full figure peaks at 2.6 GB).
+_DEFAULT_JOBS = 4
 
 
 def _demo_cmd(args) -> int:
@@ -222,6 +242,19 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         names = "see paper_figures/"
     fig.add_argument("--only", nargs="+", metavar="NAME", help=f"only these figures: {names}")
+    fig.add_argument(
+        "--jobs",
+        type=int,
+        metavar="N",
+        help=f"worker processes (default: number of cores, at most {_DEFAULT_JOBS}); "
+        "1 runs everything in this process",
+    )
+    fig.add_argument(
+        "--cache-dir",
+        default=_default_cache_dir(),
+        help="keep compiled kernels here, so later runs start faster (default %(default)s)",
+    )
+    fig.add_argument("--no-cache", action="store_true", help="do not read or write --cache-dir")
     sp = sub.add_parser(
         "spectrum",
         help="eigenvalues, decay exponent and diagnostics of T_x T_x' Θ on a domain",
@@ -249,6 +282,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "n", 1) < 1 or getattr(args, "depth", 1) < 1:
         parser.error("--n and --depth must be positive integers")
+    if getattr(args, "jobs", None) is not None and args.jobs < 1:
+        parser.error("--jobs must be a positive integer (1 runs the figures in this process)")
     commands = {
         "figures": _figures_cmd,
         "spectrum": _spectrum_cmd,

@@ -392,19 +392,21 @@ def train_pinn(
         return jax.tree_util.tree_map(lambda a, b: a - learning_rate * b, p, g)
 
     pieces_jit = jax.jit(pieces)
+    errors_jit = jax.jit(errors)
     record_every = record_every or max(steps // 20, 1)
-    theta0, _ = ravel_pytree(params)
+    flat = jax.jit(lambda q: ravel_pytree(q)[0])
+    theta0 = np.asarray(flat(params))
     K0 = problem.empirical_kernel(net, width, params) if track_kernel else np.zeros((1, 1))
     off = np.concatenate([[0], np.cumsum(sizes)])
-    e0 = np.concatenate([np.asarray(e) for e in errors(params)])
+    e0 = np.concatenate([np.asarray(e) for e in errors_jit(params)])
     steps_rec, losses, drift, bdrift, pchange = [], [], [], [], []
     p = params
     for t in range(steps + 1):
         if t % record_every == 0 or t == steps:
             steps_rec.append(t)
             losses.append(np.asarray(pieces_jit(p)))
-            theta, _ = ravel_pytree(p)
-            pchange.append(float(jnp.linalg.norm(theta - theta0) / jnp.linalg.norm(theta0)))
+            theta = np.asarray(flat(p))
+            pchange.append(float(np.linalg.norm(theta - theta0) / np.linalg.norm(theta0)))
             if track_kernel:
                 Kt = problem.empirical_kernel(net, width, p)
                 drift.append(float(np.linalg.norm(Kt - K0) / np.linalg.norm(K0)))
@@ -424,7 +426,7 @@ def train_pinn(
             p = step(p)
     l2 = math.nan
     if problem.exact is not None:
-        pred = np.asarray(apply_fn(p, xs[0]))[:, 0]
+        pred = np.asarray(jax.jit(apply_fn)(p, xs[0]))[:, 0]
         ex = problem.exact(np.asarray(xs[0]))
         l2 = float(np.linalg.norm(pred - ex) / np.linalg.norm(ex))
     return TrainingRecord(

@@ -33,6 +33,7 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .networks import MLP, check_points
 from .operator_kernels import _check_dims, _unbind
@@ -122,8 +123,8 @@ def _batched_features(net, params, op, coeff_values, x, batch: int):
     n = x.shape[0]
     batch = min(batch, n)
     # Pad to whole batches (repeating the last point) so every call has one compiled shape.
-    idx = jnp.minimum(jnp.arange(-(-n // batch) * batch), n - 1)
-    x, coeff_values = x[idx], coeff_values[idx]
+    idx = np.minimum(np.arange(-(-n // batch) * batch), n - 1)  # on the host: no compilation
+    x, coeff_values = np.asarray(x)[idx], np.asarray(coeff_values)[idx]
     A_parts, G_parts = [], []
     for start in range(0, x.shape[0], batch):
         sl = slice(start, start + batch)
@@ -180,20 +181,27 @@ def empirical_ntk(
     net.act.check_operator_orders(T_op.order, S_op.order)
     if params is None:
         params = init_params(net, width, d, seed)
-    c1 = jnp.stack([v for v in T_op.coefficient_values(x1, T_fields).values()], axis=1)
+    c1 = np.stack(list(T_op.coefficient_values(x1, T_fields).values()), axis=1)
     A1, G1 = _batched_features(net, params, T_op, c1, x1, batch)
     if same and S_op is T_op:
         A2, G2 = A1, G1
     else:
-        c2 = jnp.stack([v for v in S_op.coefficient_values(x2, S_fields).values()], axis=1)
+        c2 = np.stack(list(S_op.coefficient_values(x2, S_fields).values()), axis=1)
         A2, G2 = _batched_features(net, params, S_op, c2, x2, batch)
-    K = jnp.zeros((x1.shape[0], x2.shape[0]))
-    for l, (W, _) in enumerate(_dense_params(params)):
-        if net.parameterization == "standard":
-            cw2, cb2 = 1.0, 1.0
-        else:
-            cw2, cb2 = net.W_std**2 / W.shape[0], net.b_std**2
-        gram_a = jnp.einsum("icn,jdn->ijcd", A1[l], A2[l])
-        gram_g = jnp.einsum("icn,jdn->ijcd", G1[l], G2[l])
+    if net.parameterization == "standard":
+        scales = [(1.0, 1.0) for _ in A1]
+    else:
+        scales = [(net.W_std**2 / W.shape[0], net.b_std**2) for W, _ in _dense_params(params)]
+    return _contract(A1, G1, A2, G2, scales)
+
+
+@jax.jit
+def _contract(A1, G1, A2, G2, scales):
+    """``Σ_l cw²_l ⟨A1_l A2_l⟩⟨G1_l G2_l⟩ + cb²_l ⟨G1_l G2_l⟩``: the layer-wise NTK sum, compiled
+    once per shape (eagerly it is a dozen small compilations per call)."""
+    K = 0.0
+    for a1, g1, a2, g2, (cw2, cb2) in zip(A1, G1, A2, G2, scales, strict=True):
+        gram_a = jnp.einsum("icn,jdn->ijcd", a1, a2)
+        gram_g = jnp.einsum("icn,jdn->ijcd", g1, g2)
         K = K + cw2 * jnp.sum(gram_a * gram_g, axis=(2, 3)) + cb2 * gram_g[:, :, 0, 0]
     return K

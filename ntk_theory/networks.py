@@ -321,7 +321,8 @@ def _as_points(x, name: str) -> jax.Array:
         )
     if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
         raise ValueError(f"`{name}` must be a non-empty (n, d) array, got shape {x.shape}.")
-    if not bool(jnp.all(jnp.isfinite(x))):
-        bad = int(jnp.sum(~jnp.all(jnp.isfinite(x), axis=1)))
+    finite = np.isfinite(np.asarray(x)).all(axis=1)  # on the host: no compilation per shape
+    if not finite.all():
+        bad = int((~finite).sum())
         raise ValueError(f"`{name}` contains {bad} point(s) with NaN or infinite coordinates.")
     return x

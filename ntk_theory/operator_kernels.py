@@ -277,8 +277,8 @@ def operator_kernel(
 def _pad_block(x, coeffs, start: int, size: int):
     """Rows ``start:start+size`` of the points and coefficient values, padded by repetition."""
     stop = min(start + size, x.shape[0])
-    idx = jnp.minimum(jnp.arange(start, start + size), stop - 1)
-    return start, stop, x[idx], [c[idx] for c in coeffs]
+    idx = np.minimum(np.arange(start, start + size), stop - 1)  # host indices: no compilation
+    return start, stop, np.asarray(x)[idx], [np.asarray(c)[idx] for c in coeffs]
 
 
 # ----------------------------------------------------------------------------------------------

@@ -319,23 +319,32 @@ class Operator:
         return BoundOperator(self, tuple(sorted(arrays.items())))
 
     # -- evaluation ----------------------------------------------------------------------
-    def coefficient_values(self, x: jax.Array, field_values: Mapping[str, jax.Array] | None = None):
-        """``{α: a_α(x_i)}`` as ``(n,)`` arrays at the points ``x`` of shape ``(n, d)``."""
+    def coefficient_values(self, x, field_values: Mapping[str, jax.Array] | None = None):
+        """``{α: a_α(x_i)}`` as float64 ``(n,)`` arrays at the points ``x`` of shape ``(n, d)``.
+
+        Concrete points are evaluated on the host with NumPy (eager ``jax.numpy`` would
+        compile every elementwise operation again for each new ``n``) and give NumPy arrays;
+        traced points (inside ``jit``/``vmap``/``grad``) give JAX arrays.
+        """
         field_values = dict(field_values or {})
         if set(field_values) != set(self.fields):
             raise OperatorError(
                 f"Operator has fields {self.fields}; bind their per-point values with "
                 f"op.bind({', '.join(f + '=...' for f in self.fields)})."
             )
+        traced = any(isinstance(v, jax.core.Tracer) for v in (x, *field_values.values()))
+        xp = jnp if traced else np
+        x = xp.asarray(x, dtype=xp.float64)
         n = x.shape[0]
+        args = [x[:, i] for i in range(self.dim)]
+        args += [xp.asarray(field_values[f], dtype=xp.float64) for f in self.fields]
         ref_values = self._reference_values(x)
-        out = {}
-        for (alpha, _), fn in zip(self.terms, _coefficient_functions(self), strict=True):
-            args = [x[:, i] for i in range(self.dim)]
-            args += [jnp.asarray(field_values[f]) for f in self.fields]
-            args += [ref_values[name] for name, _ in self.reference_symbols]
-            out[alpha] = jnp.broadcast_to(jnp.asarray(fn(*args), dtype=jnp.float64), (n,))
-        return out
+        args += [xp.asarray(ref_values[name]) for name, _ in self.reference_symbols]
+        functions = _coefficient_functions(self, "jax" if traced else "numpy")
+        return {
+            alpha: xp.broadcast_to(xp.asarray(fn(*args), dtype=xp.float64), (n,))
+            for (alpha, _), fn in zip(self.terms, functions, strict=True)
+        }
 
     def _reference_values(self, x: jax.Array) -> dict[str, jax.Array]:
         if not self.reference_symbols:
@@ -396,10 +405,12 @@ def _partial(f: Callable, x: jax.Array, beta: MultiIndex) -> jax.Array:
 
 
 @functools.cache
-def _coefficient_functions(op: Operator) -> list[Callable]:
+def _coefficient_functions(op: Operator, backend: str) -> list[Callable]:
+    """The coefficients ``a_α`` lambdified for ``backend`` ("numpy" or "jax")."""
     args = list(op.symbols) + [sp.Symbol(f, real=True) for f in op.fields]
     args += [sp.Symbol(name) for name, _ in op.reference_symbols]
-    return [sp.lambdify(args, coeff, modules="jax") for _, coeff in op.terms]
+    modules = ["scipy", "numpy"] if backend == "numpy" else "jax"
+    return [sp.lambdify(args, coeff, modules=modules) for _, coeff in op.terms]
 
 
 def _check_coords(coords: Sequence[str]) -> tuple[str, ...]:

@@ -15,3 +15,15 @@ FIGURES = (
     "trace_weights",
     "wave_kernel",
 )
+
+#: Rough run time of each figure on 2 cores, full size and ``--quick`` (seconds). The command
+#: line starts the slowest first, so parallel workers finish together.
+COST = {
+    "wyp_poisson": (90, 18),
+    "wave_kernel": (70, 19),
+    "width_error": (45, 14),
+    "loss_prediction": (26, 6),
+    "decay_operators": (22, 17),
+    "trace_weights": (17, 10),
+    "sphere_spectra": (11, 8),
+}

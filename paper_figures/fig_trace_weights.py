@@ -44,7 +44,7 @@ def compute(quick: bool = False, progress: bool = True) -> dict:
     # the stiffer (weighted) infinite-width dynamics; larger steps make the width-100 network
     # leave the kernel regime and train erratically.
     learning_rate = 0.02 * 2.0 / max(s[0] for s in spectra.values())
-    steps = 1000 if quick else 40000
+    steps = 300 if quick else 40000
     runs = {}
     for key, problem in problems.items():
         t0 = time.perf_counter()

@@ -13,18 +13,23 @@ import numpy as np
 import pytest
 
 import paper_figures
+from ntk_theory import _figure_runner
 from ntk_theory.cli import main as cli_main
 
 
 @pytest.fixture(scope="module")
 def figures(tmp_path_factory):
+    """Every figure at quick sizes, made as a user makes them: ``ntk-theory figures --quick``,
+    in two worker processes (so the parallel runner is exercised too)."""
     out = tmp_path_factory.mktemp("figures")
-    results = {}
-    for name in paper_figures.FIGURES:
-        module = importlib.import_module(f"paper_figures.fig_{name}")
-        paths = module.main(out, quick=True)
-        results[name] = (paths, json.loads(paths["json"].read_text()))
-    return results
+    assert cli_main(["figures", "--quick", "--out", str(out), "--jobs", "2", "--no-cache"]) == 0
+    return {
+        name: (
+            {ext: out / f"{name}.{ext}" for ext in ("json", "png", "pdf")},
+            json.loads((out / f"{name}.json").read_text()),
+        )
+        for name in paper_figures.FIGURES
+    }
 
 
 def test_every_figure_writes_png_pdf_json(figures):
@@ -121,12 +126,31 @@ def test_cli_figures_isolates_failures(tmp_path, monkeypatch, capsys):
         raise RuntimeError("boom")
 
     monkeypatch.setattr(module, "main", broken)
+    only = ["--only", "trace_weights", "wave_kernel"]
     code = cli_main(
-        ["figures", "--quick", "--out", str(tmp_path), "--only", "trace_weights", "wave_kernel"]
+        ["figures", "--quick", "--out", str(tmp_path), "--jobs", "1", "--no-cache", *only]
     )
     err = capsys.readouterr().err
     assert code == 1 and "trace_weights FAILED" in err and "failed: trace_weights" in err
     assert (tmp_path / "wave_kernel.png").exists()  # the other figure is still written
+
+
+def test_worker_process_reports_failures(tmp_path):
+    # A figure that cannot run in a worker process comes back as a failed result with its
+    # traceback; the worker's crash or exception never takes the others down.
+    reported = []
+    results = _figure_runner.run_parallel(
+        ["no_such_figure"], tmp_path, True, 1, lambda i, r: reported.append((i, r))
+    )
+    assert [r.name for r in results] == ["no_such_figure"] and reported[0][0] == 1
+    assert results[0].files == () and "paper_figures.fig_no_such_figure" in results[0].error
+
+
+def test_cpu_groups_are_disjoint():
+    groups = _figure_runner.cpu_groups(2)
+    assert len(groups) == 2
+    if groups[0] is not None:
+        assert groups[0] and groups[1] and not groups[0] & groups[1]
 
 
 def test_cli_spectrum_and_compare(tmp_path, capsys):
