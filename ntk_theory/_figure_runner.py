@@ -59,8 +59,8 @@ def use_compilation_cache(path: str | Path) -> None:
     """Keep compiled XLA programs in ``path`` (JAX's persistent compilation cache), for this
     process and the workers it starts.
 
-    A second run of the figures then skips most compilation (quick figures: about 40 s instead
-    of 75 s on 2 cores). Entries are keyed by the program, the JAX version and the device, so a
+    A second run of the figures then skips most compilation (quick figures on 2 cores: about 40 s
+    instead of 60 s). Entries are keyed by the program, the JAX version and the device, so a
     stale entry is never used; deleting the folder is always safe.
     """
     import jax

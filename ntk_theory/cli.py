@@ -106,7 +106,7 @@ def _compare_cmd(args) -> int:
 
 def _figures_cmd(args) -> int:
     try:
-        figures = importlib.import_module("paper_figures").FIGURES
+        package = importlib.import_module("paper_figures")
     except ImportError:
         print(
             "error: the paper_figures package is not importable; run from a clone of the "
@@ -114,6 +114,7 @@ def _figures_cmd(args) -> int:
             file=sys.stderr,
         )
         return 2
+    figures = package.FIGURES
     names = list(figures)
     if args.only:
         unknown = [n for n in args.only if n not in figures]
@@ -146,9 +147,8 @@ def _figures_cmd(args) -> int:
     if jobs == 1:
         results = _figure_runner.run_serial(names, out, args.quick, report)
     else:
-        cost = importlib.import_module("paper_figures").COST
         # Slowest first, so that the workers finish together.
-        names = sorted(names, key=lambda n: -cost.get(n, (0, 0))[args.quick])
+        names = sorted(names, key=lambda n: -package.COST.get(n, (0, 0))[args.quick])
         print(f"running {len(names)} figures in {jobs} worker processes", file=sys.stderr)
         results = _figure_runner.run_parallel(names, out, args.quick, jobs, report)
     failed = [r.name for r in results if r.error is not None]
