@@ -1,59 +1,76 @@
-"""Truncated multivariate Taylor polynomials ("jets") in the kernel arguments.
+"""Truncated multivariate Taylor polynomials ("jets") in the input coordinates.
 
-For a fully-connected first layer every kernel is a function of three scalars per entry,
-``F(s, q, q')`` with ``s = <x, x'>``, ``q = |x|^2``, ``q' = |x'|^2``. An operator-applied kernel
-needs a few mixed partial derivatives ``∂_s^a ∂_q^b ∂_{q'}^c F`` on whole matrices. Nested
-forward-mode autodiff costs ``2^order`` per partial and compiles slowly; instead we propagate
-truncated Taylor polynomials through the layer recursion (Taylor-mode differentiation), one
-coefficient array per multi-index in a downward-closed set ``M``.
+An operator kernel ``T_x S_{x'} Θ`` needs the mixed partials ``∂_x^α ∂_{x'}^β Θ(x, x')`` for the
+multi-indices of ``T`` and ``S``. We propagate truncated Taylor polynomials in the increments
+``(dx, dx')`` through the layer recursion (Taylor-mode differentiation): a :class:`Jet` holds one
+coefficient array per multi-index ``m = (α, β)`` -- a tuple of ``2d`` integers -- in a
+downward-closed *support* ``M``. Coefficients are *normalized*, ``∂^m F / m!``, so the operator
+kernel is read off as ``Σ a_α(x) b_β(x') α! β! F_{(α, β)}``.
 
-A :class:`Jet` stores *normalized* coefficients ``F^{(m)} / m!`` keyed by ``m = (a, b, c)``.
-Coefficients broadcast: a jet that depends on ``q`` only holds ``(n1, 1)`` arrays and only keys
-``(0, b, 0)``, one that depends on ``q'`` only holds ``(1, n2)`` arrays. Products of the two
-become full ``(n1, n2)`` matrices, so work on the cheap parts stays cheap.
+Coefficients broadcast: a jet of a per-point quantity of ``x`` (``Σ(x, x)``) holds ``(n₁, 1)``
+arrays and only keys ``(α, 0)``; one of ``x'`` holds ``(1, n₂)`` arrays; products of the two
+become ``(n₁, n₂)`` matrices, so work on per-point parts stays per-point.
 
-Truncating a product to ``M`` is exact because ``M`` is downward closed: if ``m1 + m2 ∈ M``
-then ``m1, m2 ∈ M``.
+Truncating a product to ``M`` is exact because ``M`` is downward closed: ``m₁ + m₂ ∈ M`` implies
+``m₁, m₂ ∈ M``. Differentiating in the input coordinates directly (rather than through
+``⟨x, x'⟩, |x|², |x'|²``) keeps the coefficients free of the polynomial weights whose
+cancellation ruined large inputs (DESIGN.md, fact 9).
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 
 import jax
 import jax.numpy as jnp
 
-__all__ = ["Jet", "derivative_set", "elementwise_derivatives"]
+__all__ = ["Jet", "closure", "compose_expectation", "elementwise_derivatives", "support"]
 
-MultiIndex = tuple[int, int, int]
+MultiIndex = tuple[int, ...]
 
 
-def derivative_set(order_x: int, order_xp: int) -> frozenset[MultiIndex]:
-    """Multi-indices ``(a, b, c)`` of ``∂_s^a ∂_q^b ∂_{q'}^c`` reached by operators of given orders.
+def closure(indices: Iterable[Sequence[int]]) -> frozenset[MultiIndex]:
+    """All multi-indices below (componentwise) some index of ``indices``: a downward-closed set."""
+    out: set[MultiIndex] = set()
+    for idx in indices:
+        out.update(itertools.product(*(range(k + 1) for k in idx)))
+    return frozenset(out)
 
-    An x-derivative adds one ``s`` or ``q`` derivative, an x'-derivative one ``s`` or ``q'``
-    derivative, so orders ``p`` and ``p'`` reach ``b ≤ p``, ``c ≤ p'``, ``a ≤ (p - b) + (p' - c)``.
+
+def support(
+    alphas: Iterable[Sequence[int]], betas: Iterable[Sequence[int]]
+) -> frozenset[MultiIndex]:
+    """The jet support for operators with multi-indices ``alphas`` (on ``x``) and ``betas`` (``x'``).
+
+    It is ``closure(alphas) × closure(betas)``, flattened to ``2d``-tuples ``(α..., β...)``.
+    Example: the Laplacian in 2-D has ``closure = {0, e₁, e₂, 2e₁, 2e₂}``, so ``Δ_x Δ_{x'}``
+    needs 25 coefficients.
     """
-    return frozenset(
-        (a, b, c)
-        for b in range(order_x + 1)
-        for c in range(order_xp + 1)
-        for a in range(order_x - b + order_xp - c + 1)
-    )
+    left, right = closure(alphas), closure(betas)
+    return frozenset(a + b for a in left for b in right)
+
+
+def split(m: MultiIndex) -> tuple[MultiIndex, MultiIndex]:
+    """``(α, β)`` of a flattened ``2d`` multi-index."""
+    d = len(m) // 2
+    return m[:d], m[d:]
+
+
+def factorial(m: MultiIndex) -> float:
+    return float(math.prod(math.factorial(k) for k in m))
 
 
 def _add(m1: MultiIndex, m2: MultiIndex) -> MultiIndex:
-    return (m1[0] + m2[0], m1[1] + m2[1], m1[2] + m2[2])
+    return tuple(a + b for a, b in zip(m1, m2, strict=True))
 
 
 def _derivative_stack(f: Callable, n: int) -> Callable:
-    """``x ↦ [f(x), ..., f^{(n)}(x)]`` by nested forward mode.
+    """``x ↦ [f(x), ..., f^{(n)}(x)]`` by nested forward mode (the generic fallback).
 
-    The fallback for functions without a closed-form stack (nested JVPs grow exponentially
-    with ``n`` in program size); ``f`` must be a module-level function (hashable, stable
-    identity) so that :func:`_stack` can cache it.
+    ``f`` must be a module-level function (hashable, stable identity) so :func:`_stack` caches it.
     """
 
     def stack(x):
@@ -70,11 +87,9 @@ def _derivative_stack(f: Callable, n: int) -> Callable:
 def elementwise_derivatives(f: Callable, x: jax.Array, n: int) -> list[jax.Array]:
     """``[f(x), f'(x), ..., f^{(n)}(x)]`` for an elementwise ``f``.
 
-    Closed forms (``O(n)`` operations) for powers (:func:`power`, :func:`reciprocal`,
-    :func:`rsqrt`), ``exp``, ``sinh`` and ``cosh`` keep the compiled programs small; any other
-    ``f`` is differentiated by nested forward mode. (A closed form for ``arcsin`` via its
-    derivative recursion was tried and compiled to code 4x slower at run time, so it uses
-    nested forward mode.)
+    Closed forms (``O(n)`` operations) for powers (:func:`power`, :data:`reciprocal`,
+    :data:`rsqrt`), ``exp``, ``sinh``, ``cosh`` and ``atan`` keep compiled programs small; any
+    other ``f`` is differentiated by nested forward mode.
     """
     return _stack(f, n)(x)
 
@@ -146,15 +161,34 @@ def _hyperbolic_stack(first: Callable, second: Callable) -> Callable:
     return stack
 
 
+def _atan_stack(x, n: int) -> list:
+    """``atan`` and its derivatives ``(k-1)! cos^k θ sin(k(θ + π/2)) ``, ``θ = atan(1/x)``-free form.
+
+    With ``c = 1/(1+x²)``: ``atan^{(k)}(x) = (-1)^{k-1} (k-1)! c^{k/2} sin(k · acot(x))`` -- we use
+    the equivalent recursion on ``c`` and ``x``: ``d^k/dx^k atan = (k-1)! (-1)^{k-1} Im((x - i)^{-k})``.
+    """
+    out = [jnp.arctan(x)]
+    if n == 0:
+        return out
+    r2 = 1.0 + x * x
+    # (x - i)^{-k} = (x + i)^k / (1 + x²)^k: real/imag parts by the binomial recursion
+    re, im = jnp.ones_like(x), jnp.zeros_like(x)
+    for k in range(1, n + 1):
+        re, im = re * x - im, re + im * x  # (re + i im)(x + i)
+        out.append(math.factorial(k - 1) * (-1) ** (k - 1) * im / r2**k)
+    return out
+
+
 _CLOSED_FORMS: dict[Callable, Callable] = {
     jnp.exp: _exp_stack,
     jnp.sinh: _hyperbolic_stack(jnp.sinh, jnp.cosh),
     jnp.cosh: _hyperbolic_stack(jnp.cosh, jnp.sinh),
+    jnp.arctan: _atan_stack,
 }
 
 
 class Jet:
-    """A truncated Taylor polynomial in ``(ds, dq, dq')`` with array coefficients."""
+    """A truncated Taylor polynomial in ``(dx, dx')`` with array coefficients."""
 
     __slots__ = ("coeffs", "support")
 
@@ -165,20 +199,16 @@ class Jet:
     # --- construction -------------------------------------------------------------------
     @classmethod
     def constant(cls, value, support: frozenset[MultiIndex]) -> Jet:
-        return cls({(0, 0, 0): jnp.asarray(value)}, support)
+        zero = next(iter(support))
+        return cls({tuple(0 for _ in zero): value}, support)
 
-    @classmethod
-    def variable(cls, value, axis: int, support: frozenset[MultiIndex]) -> Jet:
-        """The jet of an argument itself: ``value + d(arg)`` along ``axis`` (0: s, 1: q, 2: q')."""
-        coeffs = {(0, 0, 0): jnp.asarray(value)}
-        unit = tuple(int(i == axis) for i in range(3))
-        if unit in support:
-            coeffs[unit] = jnp.ones((), dtype=coeffs[(0, 0, 0)].dtype)
-        return cls(coeffs, support)
+    @property
+    def zero_key(self) -> MultiIndex:
+        return tuple(0 for _ in next(iter(self.support)))
 
     @property
     def value(self) -> jax.Array:
-        return jnp.asarray(self.coeffs.get((0, 0, 0), 0.0))
+        return jnp.asarray(self.coeffs.get(self.zero_key, 0.0))
 
     @property
     def max_degree(self) -> int:
@@ -189,7 +219,7 @@ class Jet:
         coeff = self.coeffs.get(m)
         if coeff is None:
             return jnp.zeros_like(self.value)
-        return coeff * (math.factorial(m[0]) * math.factorial(m[1]) * math.factorial(m[2]))
+        return coeff * factorial(m)
 
     # --- arithmetic ---------------------------------------------------------------------
     def _combine(self, other: Jet, sign: float) -> Jet:
@@ -202,7 +232,8 @@ class Jet:
         if isinstance(other, Jet):
             return self._combine(other, 1.0)
         coeffs = dict(self.coeffs)
-        coeffs[(0, 0, 0)] = coeffs.get((0, 0, 0), 0.0) + other
+        z = self.zero_key
+        coeffs[z] = coeffs.get(z, 0.0) + other
         return Jet(coeffs, self.support)
 
     __radd__ = __add__
@@ -239,21 +270,14 @@ class Jet:
     def __rtruediv__(self, other) -> Jet:
         return self.apply(reciprocal) * other
 
-    def __pow__(self, k: int) -> Jet:
-        if not isinstance(k, int) or k < 0:
-            return self.apply(power(k))
-        out = Jet.constant(jnp.ones_like(self.value), self.support)
-        for _ in range(k):
-            out = out * self
-        return out
-
     def increment(self) -> Jet:
-        """The jet minus its constant term (no ``(0, 0, 0)`` key)."""
-        return Jet({m: c for m, c in self.coeffs.items() if m != (0, 0, 0)}, self.support)
+        """The jet minus its constant term."""
+        z = self.zero_key
+        return Jet({m: c for m, c in self.coeffs.items() if m != z}, self.support)
 
     def nonconstant_degree(self) -> int:
         """Highest total degree that powers of :meth:`increment` can still reach."""
-        if len(self.coeffs) == 1:
+        if all(m == self.zero_key for m in self.coeffs):
             return 0
         return self.max_degree
 
@@ -261,6 +285,11 @@ class Jet:
         """Compose an elementwise function: ``f(J) = Σ_k f^{(k)}(J_0)/k! (J - J_0)^k`` (Horner)."""
         n = self.nonconstant_degree()
         derivs = elementwise_derivatives(f, self.value, n)
+        return self.compose(derivs)
+
+    def compose(self, derivs: Sequence[jax.Array]) -> Jet:
+        """``f(J)`` given ``derivs[k] = f^{(k)}(J_0)`` for ``k ≤`` :meth:`nonconstant_degree`."""
+        n = self.nonconstant_degree()
         if n == 0:
             return Jet.constant(derivs[0], self.support)
         delta = self.increment()
@@ -283,17 +312,16 @@ def compose_expectation(
         \\partial_{11}^a \\partial_{12}^b \\partial_{22}^c \\, E[f(u) g(v)]
         = 2^{-a-c}\\, E[f^{(2a+b)}(u)\\, g^{(2c+b)}(v)]
 
-    so the Taylor expansion around the jets' values is
+    (Price 1958), so the Taylor expansion around the jets' values is
     ``Σ_{a,b,c} 2^{-a-c} E_{2a+b, 2c+b} / (a! b! c!) δ11^a δ12^b δ22^c``.
 
     Args:
         table: ``table(i, j)`` returns ``E[φ^{(i)}(u) φ^{(j)}(v)]`` at the jets' values.
-        s11, s12, s22: jets of the covariance entries (``s11`` depends on ``q`` only, ...).
+        s11, s12, s22: jets of the covariance entries (``s11`` depends on ``x`` only, ...).
         shift: derivative order of ``φ`` inside the expectation (1 for ``E[φ'φ']``).
     """
     support = s12.support
     d11, d12, d22 = s11.increment(), s12.increment(), s22.increment()
-    n11, n12, n22 = s11.nonconstant_degree(), s12.nonconstant_degree(), s22.nonconstant_degree()
     k_max = s12.max_degree
 
     def powers(delta: Jet, n: int) -> list[Jet]:
@@ -305,9 +333,9 @@ def compose_expectation(
             out.append(nxt)
         return out
 
-    p11 = powers(d11, min(n11, k_max))
-    p12 = powers(d12, min(n12, k_max))
-    p22 = powers(d22, min(n22, k_max))
+    p11 = powers(d11, min(s11.nonconstant_degree(), k_max))
+    p12 = powers(d12, min(s12.nonconstant_degree(), k_max))
+    p22 = powers(d22, min(s22.nonconstant_degree(), k_max))
     result: Jet | None = None
     for b, pb in enumerate(p12):
         inner: Jet | None = None
@@ -326,9 +354,51 @@ def compose_expectation(
     return result
 
 
+def expectation_pairs(s11: Jet, s12: Jet, s22: Jet, shift: int = 0) -> set[tuple[int, int]]:
+    """The ``(i, j)`` that :func:`compose_expectation` will ask its table for (keys only)."""
+    pairs: set[tuple[int, int]] = set()
+
+    def collect(i: int, j: int):
+        pairs.add((i, j))
+        return 0.0
+
+    _dry_run(collect, s11, s12, s22, shift)
+    return pairs
+
+
+def _dry_run(collect, s11: Jet, s12: Jet, s22: Jet, shift: int) -> None:
+    """Walk :func:`compose_expectation`'s loops on the jets' *keys* only (no arithmetic)."""
+    support = s12.support
+    k_max = s12.max_degree
+
+    def key_powers(jet: Jet, n: int) -> list[set]:
+        inc = {m for m in jet.coeffs if m != jet.zero_key}
+        out = [{jet.zero_key}]
+        for _ in range(1, n + 1):
+            nxt = {_add(m1, m2) for m1 in out[-1] for m2 in inc if _add(m1, m2) in support}
+            if not nxt:
+                break
+            out.append(nxt)
+        return out
+
+    p11 = key_powers(s11, min(s11.nonconstant_degree(), k_max))
+    p12 = key_powers(s12, min(s12.nonconstant_degree(), k_max))
+    p22 = key_powers(s22, min(s22.nonconstant_degree(), k_max))
+    for b, kb in enumerate(p12):
+        for a, ka in enumerate(p11):
+            for c, kc in enumerate(p22):
+                if a + b + c > k_max:
+                    continue
+                keys = {_add(x, y) for x in ka for y in kc if _add(x, y) in support}
+                keys = {_add(x, y) for x in keys for y in kb if _add(x, y) in support}
+                if keys:
+                    collect(2 * a + b + shift, 2 * c + b + shift)
+
+
 def _reaches(support: frozenset[MultiIndex], *jets: Jet) -> bool:
     """Whether the product of ``jets`` has any monomial inside ``support`` (keys only)."""
-    keys = {(0, 0, 0)}
+    zero = jets[0].zero_key
+    keys = {zero}
     for jet in jets:
         keys = {_add(k, m) for k in keys for m in jet.coeffs if _add(k, m) in support}
         if not keys:

@@ -1,32 +1,30 @@
 """Activations: the functions, their Gaussian dual kernels, and how smooth they are.
 
-Every activation provides what the rest of ntk_theory needs from it:
-
-* ``fn`` -- the elementwise function, for finite networks (:meth:`MLP.finite`);
-* ``derivative(i)`` -- ``φ^{(i)}`` as a JAX function, for Monte Carlo checks and quadrature;
-* ``expectation_table(i_j_pairs, Σ11, Σ12, Σ22)`` -- ``E[φ^{(i)}(u) φ^{(j)}(v)]`` for
-  ``(u, v) ~ N(0, [[Σ11, Σ12], [Σ12, Σ22]])``, accurate also when the covariance is singular
-  (the diagonal ``x = x'``, DESIGN.md fact 7);
-* ``dual(s11, s12, s22)`` -- jets (:mod:`ntk_theory._jets`) of ``E[φ(u)φ(v)]`` and
-  ``E[φ'(u)φ'(v)]``, from which every layer of the kernel recursion and its derivatives follow;
-* ``stax_layer()`` -- the neural-tangents layer with the same kernel;
-* ``max_operator_order`` -- the highest differential-operator order whose kernel is finite
-  and which the chain rule of :mod:`ntk_theory.operator_kernels` can evaluate.
-
-Derivatives of the dual kernels come from Price's theorem (Price 1958):
+Every layer of the kernel recursion needs ``E[φ(u)φ(v)]`` and ``E[φ'(u)φ'(v)]`` for a centred
+Gaussian ``(u, v)`` with covariance ``[[Σ11, Σ12], [Σ12, Σ22]]``, and an operator kernel needs
+their Taylor expansions in the covariance entries. By Price's theorem (Price 1958)
 
 .. math::
     \\partial_{Σ_{12}} E[f(u)g(v)] = E[f'(u)g'(v)],\\qquad
     \\partial_{Σ_{11}} E[f(u)g(v)] = \\tfrac12 E[f''(u)g(v)],
 
-so a derivative of a kernel is again a Gaussian expectation of derivatives of ``φ``; we evaluate
-those directly (closed forms or quadrature in variables that never degenerate) instead of
-differentiating through a formula that is singular at ``x = x'``.
+every such derivative is again a Gaussian expectation of derivatives of ``φ`` ("Price pairs"
+``E[φ^{(i)}(u)φ^{(j)}(v)]``). Three kinds of activations provide them:
 
-Closed forms: ``erf`` (Williams 1997, arcsin kernel), ``sin`` (Pearce et al. 2019),
-``gelu`` (Tsuchida et al. 2020, arXiv 2002.08517, as implemented by neural-tangents), ReLU^k
-(arc-cosine kernels, Cho & Saul 2009, "Kernel methods for deep learning", eq. (5)-(7), extended
-here to mixed degrees). ``tanh`` has no closed form: a 2-D trapezoidal rule (:func:`gaussian_table`).
+* **closed forms** -- ``erf`` (Williams 1997), ``sin`` (Pearce et al. 2019), ``gelu`` (Tsuchida et
+  al. 2020, arXiv 2002.08517): explicit formulas, written so that nothing cancels at large
+  variances or near ``x = x'`` (``atan2`` instead of ``arcsin`` near 1; ``e^{-Var(u-v)/2}``
+  instead of ``e^{-(Σ11+Σ22)/2} sinh Σ12``, which overflows), differentiated as Taylor jets;
+* **ReLU^k** -- arc-cosine kernels of mixed degree (Cho & Saul 2009, extended here to mixed
+  degrees with sympy), with the angle from ``atan2(√det Σ, Σ12)``;
+* **numeric** -- tanh, sigmoid, SiLU, softplus and any analytic function given as a sympy
+  expression (:meth:`Activation.from_sympy`): Price pairs from the Mehler series with per-point
+  coefficients (:mod:`ntk_theory._hermite`) where it converges in at most 1536 terms, else from a
+  sinh-mapped 2-D trapezoidal rule (:mod:`ntk_theory._gauss2d`). Both are exact on the diagonal
+  ``x = x'`` (DESIGN.md fact 7) and accurate to ~1e-15 relative to the Cauchy–Schwarz scale
+  ``√(E[φ^{(i)}(u)²] E[φ^{(j)}(v)²])`` (tests/test_activations.py).
+
+``max_operator_order`` is the highest differential-operator order whose kernel is finite.
 """
 
 from __future__ import annotations
@@ -41,7 +39,8 @@ import jax.numpy as jnp
 import numpy as np
 import sympy as sp
 
-from ._jets import Jet, compose_expectation, reciprocal, rsqrt
+from . import _stacks
+from ._jets import Jet, compose_expectation, expectation_pairs, reciprocal, rsqrt
 from ._nt import stax
 
 __all__ = [
@@ -58,96 +57,10 @@ class SmoothnessError(ValueError):
     """An operator needs more derivatives than the network's activation has."""
 
 
-# ----------------------------------------------------------------------------------------------
-# Quadrature of E[f(u) g(v)] in variables that do not degenerate at Σ12² = Σ11 Σ22
-# ----------------------------------------------------------------------------------------------
-#: Trapezoidal step in the pre-activation ``u`` itself. tanh has poles at ``u = ±iπ/2``; for
-#: integrands analytic in a strip of half-width ``a`` the trapezoidal rule converges like
-#: ``exp(-2πa/h)`` (Trefethen & Weideman 2014, SIAM Review 56(3), Thm. 5.1), so
-#: ``h = 0.2`` gives ``exp(-49)``; the constant in front is large near the poles (measured
-#: ~1e3 for ``E[tanh²]``, more for high derivatives), hence the margin.
-_STEP_U = 0.2
-#: Largest step in the standard-normal variable ``z`` (resolves the Gaussian itself: the
-#: trapezoidal error for ``e^{-z²/2}`` is ``~exp(-2π²/h²)``, negligible at 0.5).
-_STEP_Z = 0.4
-#: Smallest half-range ``L`` in ``z`` (truncation error ``~e^{-L²/2}``, 4e-13 at 7.5).
-_RANGE_Z = 7.5
-#: Trapezoidal nodes per dimension (2K + 1) where there is no closed form; see
-#: :func:`gaussian_table` and the accuracy study in tests/test_activations.py.
-QUADRATURE_NODES = 129
-
-
-#: ``|ρ|`` above this is treated as exactly 1. On the diagonal ``x = x'`` the computed ``ρ`` is
-#: ``1 - O(ε)``, and ``arccos`` turns an ``ε`` error into ``√(2ε) ≈ 2e-8`` in ``θ`` -- visible in
-#: the (Lipschitz-in-θ) step kernel of ReLU's NTK. Snapping costs at most ``θ < 6e-8`` for pairs
-#: of points that are genuinely this close.
-_RHO_SNAP = 1.0 - 8 * float(np.finfo(np.float64).eps)
-
-
-def _correlation(s11, s12, s22):
-    """``ρ = Σ12 / sqrt(Σ11 Σ22)`` clipped to [-1, 1], snapped to ±1 within round-off."""
-    rho = jnp.clip(s12 / jnp.sqrt(s11 * s22), -1.0, 1.0)
-    return jnp.where(jnp.abs(rho) > _RHO_SNAP, jnp.sign(rho), rho)
-
-
-def _steps(scale: jax.Array, half_nodes: int, step_u: float) -> jax.Array:
-    """Per-entry step in ``z`` for a variable ``scale * z``: fine enough, wide enough."""
-    h = jnp.minimum(_STEP_Z, step_u / jnp.maximum(scale, 1e-300))
-    return jnp.maximum(h, _RANGE_Z / half_nodes)
-
-
-def gaussian_table(
-    derivative: Callable[[int], Callable],
-    pairs: Iterable[Pair],
-    s11: jax.Array,
-    s12: jax.Array,
-    s22: jax.Array,
-    nodes: int,
-) -> dict[Pair, jax.Array]:
-    """``E[φ^{(i)}(u) φ^{(j)}(v)]`` for all ``(i, j)`` in ``pairs`` by 2-D trapezoidal quadrature.
-
-    With ``u = √Σ11 z1`` and ``v = √Σ22 ρ z1 + σ_c z2`` (``σ_c = √(Σ22(1-ρ²))``) for independent
-    standard normals ``z1, z2``, the integrand is smooth in ``(z1, z2)`` for every ``|ρ| ≤ 1``:
-    nothing degenerates on the diagonal ``x = x'``, where any formula that differentiates
-    through ``√(1-ρ²)`` breaks (DESIGN.md fact 7). Each entry gets its own steps in ``z1`` and
-    ``z2`` (``min(0.4, 0.2/scale)``, at least ``7.5/K`` so ``±7.5`` is covered with
-    ``nodes = 2K + 1``). With ``nodes = 129`` the relative error of ``E[φφ]`` and ``E[φ'φ']``
-    is below 1e-12 for variances up to about 3 (tests/test_activations.py measures it); beyond that the step is capped
-    by the range and accuracy degrades smoothly -- raise ``nodes`` for very large variances.
-    """
-    pairs = sorted(set(pairs))
-    # High derivatives (an 8th-order operator pair needs φ^(13)) have higher-order poles and
-    # feed a chain rule with strong cancellation: halve the step per 6 orders beyond 7.
-    refine = 1 + max(0, (max(max(p) for p in pairs) - 2) // 6)
-    step_u = _STEP_U / refine
-    half = (nodes // 2) * refine
-    k = jnp.arange(-half, half + 1, dtype=jnp.float64)
-    s11, s12, s22 = jnp.broadcast_arrays(s11, s12, s22)
-    rho = _correlation(s11, s12, s22)
-    a, b = jnp.sqrt(s11), jnp.sqrt(s22)
-    cond = b * jnp.sqrt(jnp.maximum(1.0 - rho**2, 0.0))
-    # The z1-integrand depends on z1 through u = a z1 and through v's mean b ρ z1.
-    h1 = _steps(jnp.maximum(a, b * jnp.abs(rho)), half, step_u)
-    h2 = _steps(cond, half, step_u)
-    k_b = k.reshape((1,) * h2.ndim + (-1,))  # nodes on a trailing axis, explicit rank
-    z2 = h2[..., None] * k_b  # (..., nodes)
-    w2 = h2[..., None] * jnp.exp(-0.5 * z2**2) / math.sqrt(2 * math.pi)
-    left_orders = sorted({i for i, _ in pairs})
-    right_orders = sorted({j for _, j in pairs})
-
-    def body(acc, kk):
-        z1 = h1 * kk
-        w1 = h1 * jnp.exp(-0.5 * z1**2) / math.sqrt(2 * math.pi)
-        u = a * z1
-        v = (b * rho * z1)[..., None] + cond[..., None] * z2
-        right = {j: jnp.sum(derivative(j)(v) * w2, axis=-1) for j in right_orders}
-        left = {i: w1 * derivative(i)(u) for i in left_orders}
-        acc = {p: acc[p] + left[p[0]] * right[p[1]] for p in pairs}
-        return acc, None
-
-    init = {p: jnp.zeros_like(s12) for p in pairs}
-    out, _ = jax.lax.scan(body, init, k)
-    return out
+#: ``|ρ|`` above this is treated as exactly 1 in the arc-cosine kernels: on the diagonal the
+#: computed ``det Σ`` is ``O(ε Σ11 Σ22)`` instead of 0, and ``√det`` would turn that into an
+#: angle of ``√ε ≈ 1e-8`` (visible in ReLU's Lipschitz-in-θ NTK).
+_DET_SNAP = 8 * float(np.finfo(np.float64).eps)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -158,8 +71,8 @@ def _arccos_angular(m: int, n: int) -> Callable:
     """``I_{mn}(θ) = ∫_{θ-π/2}^{π/2} cos^m t cos^n(t-θ) dt`` (derived with sympy, lambdified).
 
     In polar coordinates ``E[relu^m(u) relu^n(v)] = Σ11^{m/2} Σ22^{n/2} / (2π)
-    · 2^{(m+n)/2} Γ((m+n)/2 + 1) · I_{mn}(θ)`` with ``cos θ = ρ``; ``m = n`` gives Cho & Saul's
-    ``J_n(θ) = 2^{n/2}... `` family (``I_{11} = (sin θ + (π-θ) cos θ)/2``).
+    · 2^{(m+n)/2} Γ((m+n)/2 + 1) · I_{mn}(θ)`` with ``cos θ = ρ`` (Cho & Saul 2009, eq. (5)-(7),
+    for ``m = n``; ``I_{11} = (sin θ + (π-θ) cos θ)/2``).
     """
     t, th = sp.symbols("t theta", real=True)
     integrand = sp.expand(sp.cos(t) ** m * (sp.cos(t) * sp.cos(th) + sp.sin(t) * sp.sin(th)) ** n)
@@ -167,10 +80,21 @@ def _arccos_angular(m: int, n: int) -> Callable:
     return sp.lambdify(th, integral, modules="jax")
 
 
-def arccos_expectation(m: int, n: int, s11, s12, s22) -> jax.Array:
+def _angle(s11, s12, s22, det=None):
+    """``θ = atan2(√det Σ, Σ12)`` with ``det`` snapped to 0 within round-off (``θ = π/2`` if a
+    variance is zero: the limit along which the kernel is continuous)."""
+    prod = s11 * s22
+    if det is None:
+        det = prod - s12 * s12
+    det = jnp.where(det <= _DET_SNAP * prod, 0.0, det)
+    theta = jnp.arctan2(jnp.sqrt(jnp.maximum(det, 0.0)), s12)
+    return jnp.where(prod > 0, theta, 0.5 * math.pi)
+
+
+def arccos_expectation(m: int, n: int, s11, s12, s22, det=None) -> jax.Array:
     """``E[relu^m(u) relu^n(v)]`` (``relu^0`` is the Heaviside step), exact closed form."""
     s11, s12, s22 = jnp.broadcast_arrays(s11, s12, s22)
-    theta = jnp.arccos(_correlation(s11, s12, s22))
+    theta = _angle(s11, s12, s22, det)
     radial = 2.0 ** ((m + n) / 2) * math.gamma((m + n) / 2 + 1) / (2 * math.pi)
     angular = _arccos_angular(m, n)(theta)
     return s11 ** (m / 2) * s22 ** (n / 2) * radial * angular
@@ -183,22 +107,99 @@ def arccos_expectation(m: int, n: int, s11, s12, s22) -> jax.Array:
 class Activation:
     """An activation function with everything the kernel machinery needs (see module doc).
 
+    Build custom ones with :meth:`from_sympy`; the registry :data:`ACTIVATIONS` has the rest.
+
     Attributes:
-        name: registry name (``"erf"``, ``"relu3"``, ...).
-        expr: the activation as a sympy expression in the symbol ``z`` (``None`` for ReLU^k,
-            whose derivatives are written in closed form).
+        name: registry name (``"erf"``, ``"relu3"``, ``"tanh"`` ...).
+        expr: the activation as a sympy expression in the symbol ``z`` (``None`` for ReLU^k).
+        family: key of a cancellation-free derivative stack in :mod:`ntk_theory._stacks`
+            (``None``: the sympy derivatives are lambdified).
         max_derivative: how many times ``φ`` may be differentiated inside a Gaussian
             expectation (``None``: infinitely often). ReLU^k: ``k`` (``φ^{(k)} = k!`` step).
-        quadrature_nodes: trapezoidal nodes per dimension where there is no closed form.
-        source: where the kernel's closed form comes from.
+        strip: half-width of the strip around the real axis in which ``φ`` is analytic
+            (nearest complex singularity; ``inf`` for entire functions). It sets the
+            quadrature steps of the numeric schemes.
+        source: where the kernel comes from.
+        relu_power: ``k`` for ReLU^k, else 0.
     """
 
     name: str
     expr: sp.Expr | None = field(default=None, compare=False, repr=False)
+    family: str | None = field(default=None, compare=False, repr=False)
     max_derivative: int | None = None
-    quadrature_nodes: int = 0
+    strip: float = math.inf
     source: str = field(default="", compare=False, repr=False)
     relu_power: int = 0
+
+    # -- construction --------------------------------------------------------------------
+    @classmethod
+    def from_sympy(cls, name: str, expr, *, strip: float | None = None) -> Activation:
+        """An activation from an analytic sympy expression in one variable.
+
+        Its kernels use the numeric scheme (Mehler series, 2-D quadrature for large
+        variances), with the analyticity strip taken from sympy's singularities of ``expr``.
+
+        Args:
+            name: a name for messages and the registry.
+            expr: a sympy expression with exactly one free symbol, analytic on the real line
+                (no ``Abs``, ``Max``, ``Heaviside``, ``Piecewise``, ``sign``...).
+            strip: distance of the nearest complex singularity from the real axis, if sympy
+                cannot find it (e.g. ``π/2`` for tanh).
+
+        Raises:
+            ValueError: not one free symbol; not analytic on the real line; no strip found.
+
+        Example:
+            >>> z = sympy.Symbol("z")
+            >>> mish = Activation.from_sympy("mish", z * sympy.tanh(sympy.log(1 + sympy.exp(z))))
+        """
+        expr = sp.sympify(expr)
+        free = sorted(expr.free_symbols, key=str)
+        if len(free) != 1:
+            raise ValueError(
+                f"Activation {name!r}: the expression {expr} must be a function of exactly one "
+                f"variable, got free symbols {[str(s) for s in free] or 'none'}. Write it in one "
+                "symbol, e.g. sympy.tanh(z)."
+            )
+        z = sp.Symbol("z")
+        expr = expr.subs(free[0], z)
+        bad = [
+            f.__name__
+            for f in (
+                sp.Abs,
+                sp.Max,
+                sp.Min,
+                sp.Heaviside,
+                sp.Piecewise,
+                sp.sign,
+                sp.floor,
+                sp.ceiling,
+            )
+            if expr.has(f)
+        ]
+        if bad:
+            raise ValueError(
+                f"Activation {name!r} uses {', '.join(bad)}: it is not analytic, and the numeric "
+                "kernel schemes are only accurate for analytic activations. For ReLU^k use the "
+                "built-in 'relu', 'relu2', 'relu3' or 'relu4' (exact arc-cosine kernels)."
+            )
+        found = _strip_of(expr, z)
+        if found == 0.0:
+            raise ValueError(
+                f"Activation {name!r}: {expr} has a singularity on the real line, so its kernel is "
+                "not defined by the smooth-activation machinery."
+            )
+        if strip is None:
+            if found is None:
+                raise ValueError(
+                    f"Activation {name!r}: could not locate the complex singularities of {expr} "
+                    "with sympy; pass strip= (the distance of the nearest singularity from the "
+                    "real axis, e.g. strip=math.pi/2 for tanh, math.inf if it is entire)."
+                )
+            strip = found
+        if not strip > 0:
+            raise ValueError(f"strip must be positive (or math.inf), got {strip!r}.")
+        return cls(name, expr=expr, family=None, strip=float(strip), source=f"numeric: {expr}")
 
     # -- the function and its derivatives ------------------------------------------------
     def derivative(self, i: int) -> Callable[[jax.Array], jax.Array]:
@@ -209,13 +210,26 @@ class Activation:
     def fn(self) -> Callable[[jax.Array], jax.Array]:
         return self.derivative(0)
 
+    def stack(self, n: int, backend: str = "jax") -> Callable:
+        """``u ↦ [φ(u), ..., φ^{(n)}(u)]`` without cancellation at large ``|u|`` (see _stacks)."""
+        if self.relu_power:
+            return _relu_stack(self.relu_power, n, backend)
+        return _stacks.stack_fn(self.family, self.expr, n, backend)
+
+    @property
+    def kind(self) -> str:
+        """``"closed"`` (formula on jets), ``"relu"`` (arc-cosine Price pairs) or ``"numeric"``."""
+        return "relu" if self.relu_power else "numeric"
+
     # -- smoothness ----------------------------------------------------------------------
     def derivatives_needed(self, order_x: int, order_xp: int) -> int:
-        """Largest ``i`` in ``E[φ^{(i)} φ^{(j)}]`` the chain rule needs for these orders.
+        """Largest ``i`` in ``E[φ^{(i)} φ^{(j)}]`` the jets need for operators of these orders.
 
-        The NTK carries ``E[φ'φ']``; each ``q``-derivative costs two derivatives of ``φ`` on
-        one side (Price), each ``s``-derivative one on both sides, so operators of orders
-        ``p, p'`` reach ``1 + p + p' + max(p, p')``. (Plain kernel: 1.)
+        Price's theorem turns the Taylor term ``δΣ11^a δΣ12^b δΣ22^c`` into
+        ``E[φ^{(2a+b+1)} φ^{(2c+b+1)}]`` (the NTK carries ``E[φ'φ']``). Each factor raises the
+        degree in ``dx`` or ``dx'`` by at least one, with ``a ≤ p``, ``c ≤ p'`` and
+        ``a + b + c ≤ p + p'``, so the largest order is ``1 + p + p' + max(p, p')``
+        (plain kernel: 1).
         """
         return 1 + order_x + order_xp + max(order_x, order_xp)
 
@@ -250,34 +264,50 @@ class Activation:
         )
 
     # -- kernels -------------------------------------------------------------------------
-    def expectation_table(self, pairs: Iterable[Pair], s11, s12, s22) -> dict[Pair, jax.Array]:
-        """``{(i, j): E[φ^{(i)}(u) φ^{(j)}(v)]}`` at the given covariance entries."""
-        pairs = set(pairs)
-        too_high = [
-            p for p in pairs if self.max_derivative is not None and max(p) > self.max_derivative
-        ]
-        if too_high:
-            raise SmoothnessError(
-                f"'{self.name}' has {self.max_derivative} derivatives; E[φ^(i) φ^(j)] was asked "
-                f"for (i, j) in {sorted(too_high)}."
-            )
-        if self.relu_power:
-            k = self.relu_power
-            out = {}
-            for i, j in pairs:
-                scale = (math.factorial(k) / math.factorial(k - i)) * (
-                    math.factorial(k) / math.factorial(k - j)
-                )
-                out[(i, j)] = scale * arccos_expectation(k - i, k - j, s11, s12, s22)
-            return out
-        return gaussian_table(self.derivative, pairs, s11, s12, s22, nodes=self.quadrature_nodes)
+    def dual(self, s11: Jet, s12: Jet, s22: Jet, table=None, det: Jet | None = None):
+        """Jets of ``E[φ(u)φ(v)]`` and ``E[φ'(u)φ'(v)]`` (Price's theorem + a pair table).
 
-    def dual(self, s11: Jet, s12: Jet, s22: Jet) -> tuple[Jet, Jet]:
-        """Jets of ``E[φ(u)φ(v)]`` and ``E[φ'(u)φ'(v)]`` (Price's theorem + a table)."""
-        return _price_dual(self, s11, s12, s22)
+        Args:
+            s11, s12, s22: covariance jets (``s11`` per point of ``x``, ``s22`` of ``x'``).
+            table: the Price-pair provider of this layer (see ``ntk_theory._engine``): a callable
+                ``table(pairs) -> {(i, j): array}``.
+            det: a cancellation-free jet of ``Σ11Σ22 - Σ12²`` where the caller has one (the
+                first layer, from the input geometry); ``None`` computes it from the entries.
+        """
+        if table is None:
+            raise ValueError(f"activation '{self.name}' needs a Price-pair table")
+        pairs = expectation_pairs(s11, s12, s22, 0) | expectation_pairs(s11, s12, s22, 1)
+        values = table(sorted(pairs))
+        lookup = lambda i, j: values[(i, j)]  # noqa: E731
+        return (
+            compose_expectation(lookup, s11, s12, s22, shift=0),
+            compose_expectation(lookup, s11, s12, s22, shift=1),
+        )
+
+    def pair_table(self, pairs: Iterable[Pair], s11, s12, s22, det=None) -> dict[Pair, jax.Array]:
+        """Closed-form Price pairs (ReLU^k only; numeric activations get theirs from the engine)."""
+        if not self.relu_power:
+            raise NotImplementedError(f"'{self.name}' has no closed-form Price pairs")
+        k = self.relu_power
+        out = {}
+        for i, j in pairs:
+            if max(i, j) > k:
+                raise SmoothnessError(
+                    f"'{self.name}' has {k} derivatives; E[φ^({i}) φ^({j})] was asked for."
+                )
+            scale = (math.factorial(k) / math.factorial(k - i)) * (
+                math.factorial(k) / math.factorial(k - j)
+            )
+            out[(i, j)] = scale * arccos_expectation(k - i, k - j, s11, s12, s22, det)
+        return out
 
     def stax_layer(self):
-        """The neural-tangents ``(init_fn, apply_fn, kernel_fn)`` of this activation."""
+        """The neural-tangents ``(init_fn, apply_fn, kernel_fn)`` of this activation.
+
+        Its ``nngp_fn``/``d_nngp_fn`` evaluate each entry independently (arc-cosine closed forms
+        or the 2-D quadrature of :mod:`ntk_theory._gauss2d`), with Price's theorem as their JVP:
+        a reference path that shares nothing with the Mehler tables of the fast engine.
+        """
         return stax.Elementwise(
             fn=self.fn,
             nngp_fn=price_expectation(self, 0, 0),
@@ -285,55 +315,72 @@ class Activation:
         )
 
 
-def _price_dual(act: Activation, s11: Jet, s12: Jet, s22: Jet) -> tuple[Jet, Jet]:
-    pairs: set[Pair] = set()
+def _strip_of(expr: sp.Expr, z: sp.Symbol) -> float | None:
+    """Distance of the nearest complex singularity of ``expr`` from the real axis (sympy)."""
+    try:
+        from sympy.calculus.singularities import singularities
 
-    def collect(i: int, j: int) -> jax.Array:
-        pairs.add((i, j))
-        return jnp.zeros(())
-
-    # First pass records which expectations the Taylor composition needs (cheap: scalars).
-    compose_expectation(collect, s11, s12, s22, shift=0)
-    compose_expectation(collect, s11, s12, s22, shift=1)
-    table = act.expectation_table(pairs, s11.value, s12.value, s22.value)
-    lookup = table.__getitem__
-    nngp = compose_expectation(lambda i, j: lookup((i, j)), s11, s12, s22, shift=0)
-    dot = compose_expectation(lambda i, j: lookup((i, j)), s11, s12, s22, shift=1)
-    return nngp, dot
+        sing = singularities(expr, z, domain=sp.S.Complexes)
+    except Exception:  # sympy cannot decide for every expression
+        return None
+    if sing == sp.S.EmptySet:
+        return math.inf
+    points: list = []
+    parts = sing.args if isinstance(sing, sp.Union) else (sing,)
+    for part in parts:
+        if isinstance(part, sp.FiniteSet):
+            points.extend(part)
+        elif isinstance(part, sp.ImageSet):
+            lam = part.lamda
+            points.extend(lam(n) for n in range(-4, 5))
+        else:
+            return None
+    dists = []
+    for p in points:
+        try:
+            dists.append(abs(float(sp.im(sp.N(p)))))
+        except TypeError:
+            return None
+    return min(dists) if dists else math.inf
 
 
 @functools.cache
 def _derivative_fn(act: Activation, i: int) -> Callable:
-    if act.relu_power:
-        k = act.relu_power
-        if i > k:
-            raise SmoothnessError(f"{act.name} has only {k} derivatives (asked for {i}).")
-        c = math.factorial(k) / math.factorial(k - i)
-        if i == k:
-            return lambda x: c * (x > 0).astype(jnp.result_type(x))
-        p = k - i
-        return lambda x: c * jnp.maximum(x, 0.0) ** p
-    z = sp.Symbol("z", real=True)
-    expr = act.expr.subs(sp.Symbol("z"), z)
-    return sp.lambdify(z, sp.diff(expr, z, i), modules=_JAX_MODULES)
+    if act.max_derivative is not None and i > act.max_derivative:
+        raise SmoothnessError(
+            f"{act.name} has only {act.max_derivative} derivatives (asked for {i})."
+        )
+    stack = act.stack(i, "jax")
+    return lambda x: stack(jnp.asarray(x))[i]
 
 
-#: sympy's "jax" printer does not know erf; map it (and friends) explicitly.
-_JAX_MODULES = [{"erf": jax.scipy.special.erf, "erfc": jax.scipy.special.erfc}, "jax"]
+def _relu_stack(k: int, n: int, backend: str) -> Callable:
+    xp = jnp if backend == "jax" else np
+
+    def stack(u):
+        out = []
+        for i in range(min(n, k) + 1):
+            c = math.factorial(k) / math.factorial(k - i)
+            out.append(c * (u > 0).astype(float) if i == k else c * xp.maximum(u, 0.0) ** (k - i))
+        out += [xp.zeros_like(u)] * (n - k)  # φ^{(i)} = 0 a.e. beyond k (only used when masked)
+        return out
+
+    return stack
 
 
 @functools.cache
 def price_expectation(act: Activation, i: int, j: int) -> Callable:
     """``(cov12, var1, var2) ↦ E[φ^{(i)}(u) φ^{(j)}(v)]`` with Price's theorem as its JVP.
 
-    This is what we hand to ``stax.Elementwise``: autodiff through it never differentiates the
-    quadrature or the arc-cosine formula (singular at ``x = x'``), it evaluates further
-    expectations of derivatives of ``φ`` instead, so nested derivatives stay exact there.
+    This is what we hand to ``stax.Elementwise`` (the reference path). Each entry is computed on
+    its own: ReLU^k by the arc-cosine formula, everything else by the 2-D quadrature of
+    :mod:`ntk_theory._gauss2d`. Autodiff through it never differentiates a formula that is
+    singular at ``x = x'``; it evaluates further expectations of derivatives of ``φ``.
     """
 
     @jax.custom_jvp
     def f(cov12, var1, var2):
-        return act.expectation_table([(i, j)], var1, cov12, var2)[(i, j)]
+        return _reference_pair(act, i, j, var1, cov12, var2)
 
     def f_jvp(primals, tangents):
         cov12, var1, var2 = primals
@@ -344,9 +391,8 @@ def price_expectation(act: Activation, i: int, j: int) -> Callable:
         ):
             if act.max_derivative is not None and max(i + di, j + dj) > act.max_derivative:
                 # E[φ^(i+2) φ^(j)] does not exist for ReLU^k beyond k derivatives. Nested JVPs
-                # still trace such terms with identically-zero tangents (vmap instantiates
-                # symbolic zeros), so we drop them here; operator orders that would need them
-                # with a non-zero tangent are refused up front by check_operator_orders.
+                # still trace such terms with identically-zero tangents; operator orders that
+                # would need them with a non-zero tangent are refused up front.
                 continue
             tangent = (
                 tangent + scale * price_expectation(act, i + di, j + dj)(cov12, var1, var2) * dt
@@ -357,63 +403,102 @@ def price_expectation(act: Activation, i: int, j: int) -> Callable:
     return f
 
 
+def _reference_pair(act: Activation, i: int, j: int, s11, s12, s22) -> jax.Array:
+    """One Price pair entry by entry (reference path; see :func:`price_expectation`)."""
+    s11, s12, s22 = jnp.broadcast_arrays(s11, s12, s22)
+    if act.relu_power:
+        return act.pair_table([(i, j)], s11, s12, s22)[(i, j)]
+    from ._gauss2d import expectations
+
+    a, b = jnp.sqrt(jnp.maximum(s11, 0.0)), jnp.sqrt(jnp.maximum(s22, 0.0))
+    rho = jnp.where(a * b > 0, s12 / jnp.where(a * b > 0, a * b, 1.0), 0.0)
+    bounds = _static_bounds(a, b, rho)
+    return expectations(act.stack(max(i, j)), a, b, rho, [(i, j, 0, 0)], **bounds)[0]
+
+
+def _static_bounds(a, b, rho) -> dict:
+    """Node-count bounds for :func:`ntk_theory._gauss2d.expectations` (concrete or traced)."""
+    try:
+        a_max, b_max = float(jnp.max(a)), float(jnp.max(b))
+    except jax.errors.ConcretizationTypeError:
+        # traced (inside jit/vmap of the reference path): a conservative bound
+        a_max = b_max = 100.0
+    return {"a_max": a_max, "b_max": b_max, "c_max": b_max}
+
+
 # ----------------------------------------------------------------------------------------------
 # Closed-form activations: the dual kernel is an explicit formula, evaluated on jets
 # ----------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class _Erf(Activation):
-    """``erf``: ``E[φφ] = (2/π) arcsin(2Σ12 / √((1+2Σ11)(1+2Σ22)))`` (Williams 1997).
+def _det_jet(s11: Jet, s12: Jet, s22: Jet, det: Jet | None) -> Jet:
+    return det if det is not None else s11 * s22 - s12 * s12
 
-    ``E[φ'φ'] = (4/π) / √((1+2Σ11)(1+2Σ22) - 4Σ12²)``. Both are analytic on the whole PSD cone
-    including its boundary (the argument of arcsin stays below 1), so Taylor-mode
-    differentiation of the formula is exact on the diagonal.
+
+@dataclass(frozen=True)
+class _ClosedForm(Activation):
+    @property
+    def kind(self) -> str:
+        return "closed"
+
+
+@dataclass(frozen=True)
+class _Erf(_ClosedForm):
+    """``erf``: ``E[φφ] = (2/π) atan(2Σ12 / √D)``, ``E[φ'φ'] = (4/π) / √D`` (Williams 1997).
+
+    ``D = (1+2Σ11)(1+2Σ22) - 4Σ12² = 1 + 2Σ11 + 2Σ22 + 4 det Σ`` is at least 1, and written with
+    ``det Σ`` it does not cancel at large variances (``arcsin`` of an argument near 1 and the
+    difference ``(1+2Σ11)(1+2Σ22) - 4Σ12²`` both lose all digits there: ``ntk`` at ``|x| = 1e8``
+    returned ``inf``).
     """
 
-    def dual(self, s11: Jet, s12: Jet, s22: Jet) -> tuple[Jet, Jet]:
-        a = (1.0 + 2.0 * s11).apply(rsqrt)
-        b = (1.0 + 2.0 * s22).apply(rsqrt)
-        rho = 2.0 * (s12 * (a * b))
-        nngp = rho.apply(jnp.arcsin) * (2.0 / math.pi)
-        dot = (a * b) * (1.0 - rho * rho).apply(rsqrt) * (4.0 / math.pi)
-        return nngp, dot
+    def dual(self, s11: Jet, s12: Jet, s22: Jet, table=None, det: Jet | None = None):
+        d = 1.0 + 2.0 * (s11 + s22) + 4.0 * _det_jet(s11, s12, s22, det)
+        inv = d.apply(rsqrt)
+        nngp = (2.0 * s12 * inv).apply(jnp.arctan) * (2.0 / math.pi)
+        return nngp, inv * (4.0 / math.pi)
 
     def stax_layer(self):
         return stax.Erf()
 
 
 @dataclass(frozen=True)
-class _Sin(Activation):
-    """``sin``: ``E[φφ] = e^{-(Σ11+Σ22)/2} sinh Σ12``, ``E[φ'φ'] = e^{-(Σ11+Σ22)/2} cosh Σ12``."""
+class _Sin(_ClosedForm):
+    """``sin``: ``E[φφ] = (e^{-D/2} - e^{-S/2})/2``, ``E[φ'φ'] = (e^{-D/2} + e^{-S/2})/2``.
 
-    def dual(self, s11: Jet, s12: Jet, s22: Jet) -> tuple[Jet, Jet]:
-        damp = (s11 * -0.5).apply(jnp.exp) * (s22 * -0.5).apply(jnp.exp)
-        return damp * s12.apply(jnp.sinh), damp * s12.apply(jnp.cosh)
+    ``D = Var(u - v) = Σ11 + Σ22 - 2Σ12`` and ``S = Var(u + v)`` (Pearce et al. 2019 write
+    ``e^{-(Σ11+Σ22)/2} sinh Σ12``, which is ``0 · inf`` at large variances).
+    """
+
+    def dual(self, s11: Jet, s12: Jet, s22: Jet, table=None, det: Jet | None = None):
+        total = s11 + s22
+        minus = ((total - 2.0 * s12) * -0.5).apply(jnp.exp)
+        plus = ((total + 2.0 * s12) * -0.5).apply(jnp.exp)
+        return (minus - plus) * 0.5, (minus + plus) * 0.5
 
     def stax_layer(self):
         return stax.Sin()
 
 
 @dataclass(frozen=True)
-class _Gelu(Activation):
+class _Gelu(_ClosedForm):
     """``gelu(x) = x Φ(x)``: closed form of Tsuchida et al. (arXiv 2002.08517), as in neural-tangents.
 
-    With ``P = Σ11 Σ22``, ``P₁ = (1+Σ11)(1+Σ22)``, ``δ = √(P₁ - Σ12²)`` and
-    ``ψ = arcsin(Σ12/√P₁)``:
+    With ``P = Σ11 Σ22``, ``P₁ = (1+Σ11)(1+Σ22)``, ``δ = √(P₁ - Σ12²) = √(1 + Σ11 + Σ22 + det Σ)``
+    and ``ψ = atan(Σ12/δ)`` (``= arcsin(Σ12/√P₁)``):
     ``E[φφ] = Σ12/4 + [ (Σ12² + P δ²)/(P₁ δ) + Σ12 ψ ] / (2π)`` and
-    ``E[φ'φ'] = 1/4 + ψ/(2π) + Σ12/(2π δ) (1/δ² + (1-P)/P₁ + 1)``.
-    ``δ² ≥ Σ11 + Σ22 + 1 > 0``, so both are analytic on the diagonal.
+    ``E[φ'φ'] = 1/4 + ψ/(2π) + Σ12/(2π δ) (1/δ² + (2 + Σ11 + Σ22)/P₁)`` (neural-tangents'
+    ``(1-P)/P₁ + 1`` rewritten without its cancellation).
     """
 
-    def dual(self, s11: Jet, s12: Jet, s22: Jet) -> tuple[Jet, Jet]:
+    def dual(self, s11: Jet, s12: Jet, s22: Jet, table=None, det: Jet | None = None):
         prod = s11 * s22
         prod1 = (1.0 + s11) * (1.0 + s22)
-        delta2 = prod1 - s12 * s12
+        delta2 = 1.0 + s11 + s22 + _det_jet(s11, s12, s22, det)
         inv_delta = delta2.apply(rsqrt)
         inv_prod1 = prod1.apply(reciprocal)
-        angle = (s12 * prod1.apply(rsqrt)).apply(jnp.arcsin)
+        angle = (s12 * inv_delta).apply(jnp.arctan)
         nngp = (s12 * s12 + prod * delta2) * inv_prod1 * inv_delta + s12 * angle
         nngp = nngp * (1.0 / (2 * math.pi)) + s12 * 0.25
-        bracket = inv_delta * inv_delta + (1.0 - prod) * inv_prod1 + 1.0
+        bracket = inv_delta * inv_delta + (2.0 + s11 + s22) * inv_prod1
         dot = s12 * inv_delta * bracket * (1.0 / (2 * math.pi)) + angle * (1.0 / (2 * math.pi))
         return nngp, dot + 0.25
 
@@ -422,28 +507,24 @@ class _Gelu(Activation):
 
 
 _z = sp.Symbol("z")
+_TANH_STRIP = math.pi / 2  # poles of tanh at ±iπ/2
+_LOGISTIC_STRIP = math.pi  # poles of 1/(1+e^{-z}) (and log(1+e^z)) at ±iπ
 
 
 ACTIVATIONS: dict[str, Activation] = {
-    "erf": _Erf(
-        "erf",
-        expr=sp.erf(_z),
-        quadrature_nodes=QUADRATURE_NODES,
-        source="Williams (1997), arcsin kernel",
-    ),
+    "erf": _Erf("erf", expr=sp.erf(_z), family="erf", source="Williams (1997), arcsin kernel"),
     "tanh": Activation(
         "tanh",
         expr=sp.tanh(_z),
-        quadrature_nodes=QUADRATURE_NODES,
-        source=f"no closed form: {QUADRATURE_NODES}x{QUADRATURE_NODES} trapezoidal rule in (z1, z2)",
+        family="tanh",
+        strip=_TANH_STRIP,
+        source="numeric: Mehler series / sinh-mapped quadrature (poles at ±iπ/2)",
     ),
-    "sin": _Sin(
-        "sin", expr=sp.sin(_z), quadrature_nodes=QUADRATURE_NODES, source="Pearce et al. (2019)"
-    ),
+    "sin": _Sin("sin", expr=sp.sin(_z), family="sin", source="Pearce et al. (2019)"),
     "gelu": _Gelu(
         "gelu",
         expr=_z * (1 + sp.erf(_z / sp.sqrt(2))) / 2,
-        quadrature_nodes=QUADRATURE_NODES,
+        family="gelu",
         source="Tsuchida, Pearce, van der Heide, Roosta, Gallagher (2020), arXiv 2002.08517",
     ),
     **{
@@ -456,17 +537,43 @@ ACTIVATIONS: dict[str, Activation] = {
         )
         for k in (1, 2, 3, 4)
     },
+    "sigmoid": Activation(
+        "sigmoid",
+        expr=1 / (1 + sp.exp(-_z)),
+        family="sigmoid",
+        strip=_LOGISTIC_STRIP,
+        source="numeric: Mehler series / sinh-mapped quadrature (poles at ±iπ)",
+    ),
+    "silu": Activation(
+        "silu",
+        expr=_z / (1 + sp.exp(-_z)),
+        family="silu",
+        strip=_LOGISTIC_STRIP,
+        source="numeric (SiLU/swish, x·sigmoid(x), PhysicsNeMo's default; poles at ±iπ)",
+    ),
+    "softplus": Activation(
+        "softplus",
+        expr=sp.log(1 + sp.exp(_z)),
+        family="softplus",
+        strip=_LOGISTIC_STRIP,
+        source="numeric: log(1 + e^x) (branch points at ±iπ)",
+    ),
 }
+
+#: Other names users write for the same functions.
+ALIASES = {"swish": "silu", "relu1": "relu"}
 
 
 def get_activation(activation: str | Activation) -> Activation:
     """Look up an activation by name (or pass an :class:`Activation` through)."""
     if isinstance(activation, Activation):
         return activation
-    try:
-        return ACTIVATIONS[activation]
-    except (KeyError, TypeError):
-        raise ValueError(
-            f"Unknown activation {activation!r}. Known activations: {', '.join(ACTIVATIONS)} "
-            "(or pass an ntk_theory.Activation)."
-        ) from None
+    if isinstance(activation, str):
+        key = ALIASES.get(activation, activation)
+        if key in ACTIVATIONS:
+            return ACTIVATIONS[key]
+    raise ValueError(
+        f"Unknown activation {activation!r}. Known activations: {', '.join(ACTIVATIONS)} "
+        f"(aliases: {', '.join(f'{k}={v}' for k, v in ALIASES.items())}), or build one with "
+        "ntk_theory.Activation.from_sympy(name, expression)."
+    )

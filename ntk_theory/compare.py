@@ -303,7 +303,7 @@ def _apply_operator(apply_fn, params, op: Operator, x: jax.Array) -> jax.Array:
     def u(p):
         return apply_fn(params, p[None])[0, 0]
 
-    cmat = jnp.stack([coeffs[alpha] for alpha, _ in op.terms], axis=1)
+    cmat = jnp.stack([coeffs[key] for key, _ in op.terms], axis=1)
     return jax.vmap(lambda p, c: apply_at(op, u, p, c))(x, cmat)
 
 

@@ -1,21 +1,20 @@
 """Operator-applied NTKs ``K_{T,S}(x, x') = T_x S_{x'} Θ(x, x')``.
 
-For a fully-connected first layer, ``Θ(x, x') = F(s, q, q')`` with ``s = ⟨x,x'⟩``,
-``q = |x|²``, ``q' = |x'|²``. With ``∂_{x_i} s = x'_i`` and ``∂_{x_i} q = 2x_i`` every
-``∂_x^α ∂_{x'}^β Θ`` is a finite sum
+For ``T = Σ_α a_α(x) ∂^α`` and ``S = Σ_β b_β(x') ∂^β``
 
 .. math::
-    ∂_x^α ∂_{x'}^β Θ = \\sum_{m=(a,b,c)} w^{αβ}_m(x, x')\\, ∂_s^a ∂_q^b ∂_{q'}^c F,
+    K_{T,S}(x, x') = \\sum_{α,β} a_α(x)\\, b_β(x')\\, ∂_x^α ∂_{x'}^β Θ(x, x'),
 
-with polynomial weights ``w`` that sympy derives once per ``(α, β)`` (:func:`chain_rule`).
-For ``T = Σ_α a_α ∂^α`` and ``S = Σ_β b_β ∂^β`` we combine them into one weight per ``m``,
-lambdify it to ``jax.numpy`` and cache it per operator pair. The partials of ``F`` come from
-Taylor-mode propagation of jets through the layer recursion (:mod:`ntk_theory._jets`), exact on
-the diagonal (Price's theorem, :mod:`ntk_theory.activations`). Cost does not grow with ``d``.
+and the engine (:mod:`ntk_theory._engine`) propagates truncated Taylor polynomials in
+``(dx, dx')`` -- with the support of exactly the multi-indices ``T`` and ``S`` need -- through the
+layer recursion, so the partials are read off as Taylor coefficients: no symbolic chain rule, no
+polynomial weights that cancel at large inputs. Derivatives of each layer's Gaussian
+expectations come from Price's theorem (:mod:`ntk_theory.activations`), exact on the diagonal.
 
 The reference path, :func:`operator_kernel_autodiff`, differentiates neural-tangents'
 ``kernel_fn`` in ``x`` directly (all rows perturbed at once: ``K[i, j]`` depends only on
-``x_i, x'_j``; DESIGN.md fact 5). Tests use it to check the primary path.
+``x_i, x'_j``; DESIGN.md fact 5); its activation layers evaluate every entry on its own, so it
+shares neither the jets nor the Mehler tables with the primary path.
 
 References: Gan, Li, Lin, Shi (arXiv 2503.11029), the operator NTK ``T_x T_{x'} K``;
 Wang, Yu, Perdikaris (arXiv 2007.14527), eq. (4.5)-(4.7), the PINN blocks.
@@ -23,19 +22,17 @@ Wang, Yu, Perdikaris (arXiv 2007.14527), eq. (4.5)-(4.7), the PINN blocks.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import sympy as sp
 
-from ._jets import Jet, derivative_set
+from . import _engine, _jets
 from .networks import MLP, check_points
 from .operators import BoundOperator, Operator, OperatorError
 
-__all__ = ["chain_rule", "operator_kernel", "operator_kernel_autodiff"]
+__all__ = ["operator_kernel", "operator_kernel_autodiff"]
 
 MultiIndex = tuple[int, ...]
 #: Rows/columns per block under ``jit``: the jet arithmetic streams dozens of block-sized
@@ -45,89 +42,9 @@ MultiIndex = tuple[int, ...]
 DEFAULT_BLOCK = 128
 EAGER_BLOCK = 512
 #: Jets with more monomials than this are evaluated op by op instead of under ``jit``: the
-#: unrolled Taylor arithmetic of e.g. a biharmonic pair (95 monomials) takes XLA minutes to
-#: compile but runs eagerly in about a second per block.
-JIT_MAX_MONOMIALS = 40
-
-
-# ----------------------------------------------------------------------------------------------
-# symbolic chain rule
-# ----------------------------------------------------------------------------------------------
-def _point_symbols(d: int) -> tuple[tuple[sp.Symbol, ...], tuple[sp.Symbol, ...]]:
-    return (
-        tuple(sp.Symbol(f"x{i}", real=True) for i in range(d)),
-        tuple(sp.Symbol(f"y{i}", real=True) for i in range(d)),
-    )
-
-
-def _differentiate(expr: dict, i: int, side: int, d: int) -> dict:
-    """Apply ``∂/∂x_i`` (side 0) or ``∂/∂x'_i`` (side 1) to ``Σ_m w_m F^{(m)}``."""
-    xs, ys = _point_symbols(d)
-    own, other = (xs, ys) if side == 0 else (ys, xs)
-    norm_axis = 1 if side == 0 else 2
-    out: dict = {}
-
-    def add(m, w):
-        out[m] = out.get(m, 0) + w
-
-    for m, w in expr.items():
-        dw = sp.diff(w, own[i])
-        if dw != 0:
-            add(m, dw)
-        add((m[0] + 1, m[1], m[2]), w * other[i])  # ∂ s = x'_i (or x_i)
-        m_q = list(m)
-        m_q[norm_axis] += 1
-        add(tuple(m_q), 2 * w * own[i])  # ∂ |x|² = 2 x_i
-    return {m: sp.expand(w) for m, w in out.items() if sp.expand(w) != 0}
-
-
-@functools.cache
-def chain_rule(alpha: MultiIndex, beta: MultiIndex) -> dict[tuple[int, int, int], sp.Expr]:
-    """Weights ``w^{αβ}_m(x, y)`` with ``∂_x^α ∂_y^β F(⟨x,y⟩, |x|², |y|²) = Σ_m w_m ∂^m F``.
-
-    Points are the sympy symbols ``x0, x1, ...`` and ``y0, y1, ...``.
-
-    Example:
-        >>> chain_rule((1,), (0,))   # ∂_x F = y F_s + 2x F_q
-        {(1, 0, 0): y0, (0, 1, 0): 2*x0}
-    """
-    d = len(alpha)
-    if len(beta) != d:
-        raise ValueError("alpha and beta must have the same length (the input dimension).")
-    expr: dict = {(0, 0, 0): sp.Integer(1)}
-    for i, k in enumerate(alpha):
-        for _ in range(k):
-            expr = _differentiate(expr, i, 0, d)
-    for i, k in enumerate(beta):
-        for _ in range(k):
-            expr = _differentiate(expr, i, 1, d)
-    return expr
-
-
-def _coefficient_symbols(op: Operator, side: str) -> dict[MultiIndex, sp.Symbol]:
-    return {alpha: sp.Symbol(f"{side}_{'_'.join(map(str, alpha))}") for alpha, _ in op.terms}
-
-
-@functools.cache
-def _combined_weights(T: Operator, S: Operator) -> tuple[list, Callable]:
-    """One lambdified function returning ``[W_m]`` for all ``m``, per operator pair.
-
-    ``W_m(x, y, a, b) = Σ_{α,β} a_α b_β w^{αβ}_m(x, y)`` where ``a_α, b_β`` stand for the
-    coefficient values of ``T`` at ``x`` and of ``S`` at ``y``.
-    """
-    d = T.dim
-    xs, ys = _point_symbols(d)
-    a_syms, b_syms = _coefficient_symbols(T, "a"), _coefficient_symbols(S, "b")
-    weights: dict = {}
-    for alpha, _ in T.terms:
-        for beta, _ in S.terms:
-            for m, w in chain_rule(alpha, beta).items():
-                weights[m] = weights.get(m, 0) + a_syms[alpha] * b_syms[beta] * w
-    keys = sorted(m for m, w in weights.items() if sp.expand(w) != 0)
-    exprs = [sp.expand(weights[m]) for m in keys]
-    args = [*xs, *ys, *a_syms.values(), *b_syms.values()]
-    fn = sp.lambdify(args, exprs, modules="jax", cse=True)
-    return keys, fn
+#: unrolled Taylor arithmetic of large supports (a 3-D Laplacian pair has 49 monomials, a 2-D
+#: biharmonic pair 196) takes XLA minutes to compile but runs eagerly in seconds per block.
+JIT_MAX_MONOMIALS = 36
 
 
 # ----------------------------------------------------------------------------------------------
@@ -159,31 +76,6 @@ def _check_dims(op: Operator, x: jax.Array, name: str) -> None:
         )
 
 
-@functools.cache
-def _block_fn(net: MLP, T: Operator, S: Operator, get: str) -> Callable:
-    """Jitted ``(x1, x2, a, b) -> T_x S_x' K`` on one block, ``K`` = ntk or nngp."""
-    keys, weight_fn = _combined_weights(T, S)
-    support = derivative_set(T.order, S.order)
-    d = T.dim
-    jit = len(support) <= JIT_MAX_MONOMIALS
-
-    def block(x1, x2, a_vals, b_vals):
-        s = Jet.variable(x1 @ x2.T, 0, support)
-        q1 = Jet.variable(jnp.sum(x1 * x1, axis=1)[:, None], 1, support)
-        q2 = Jet.variable(jnp.sum(x2 * x2, axis=1)[None, :], 2, support)
-        nngp, ntk = net.kernel_jets(s, q1, q2, d, scan=jit)
-        jet = ntk if get == "ntk" else nngp
-        args = [x1[:, i : i + 1] for i in range(d)] + [x2[:, i][None, :] for i in range(d)]
-        args += [v[:, None] for v in a_vals] + [v[None, :] for v in b_vals]
-        weights = weight_fn(*args)
-        out = jnp.zeros((x1.shape[0], x2.shape[0]))
-        for m, w in zip(keys, weights, strict=True):
-            out = out + w * jet.derivative(m)
-        return out
-
-    return jax.jit(block) if jit else block
-
-
 def _prepare(net: MLP, T, x1, S, x2):
     """Validate points and operators (S defaults to T) and evaluate their coefficients."""
     S = T if S is None else S
@@ -192,6 +84,13 @@ def _prepare(net: MLP, T, x1, S, x2):
     S_op, S_fields = _unbind(S, x2.shape[0], "S")
     _check_dims(T_op, x1, "T")
     _check_dims(S_op, x2, "S")
+    outputs = getattr(net, "outputs", 1)
+    for op, name in ((T_op, "T"), (S_op, "S")):
+        if len(op.functions) > 1 and len(op.functions) != outputs:
+            raise OperatorError(
+                f"{name} acts on {len(op.functions)} unknowns {op.functions} but the network has "
+                f"{outputs} output(s); use a network with outputs={len(op.functions)}."
+            )
     net.act.check_operator_orders(T_op.order, S_op.order)
     a_vals = T_op.coefficient_values(x1, T_fields)
     b_vals = S_op.coefficient_values(x2, S_fields)
@@ -242,43 +141,53 @@ def operator_kernel(
     """
     if get not in ("ntk", "nngp"):
         raise ValueError(f"get must be 'ntk' or 'nngp', got {get!r}.")
+    if block_size is not None and (
+        isinstance(block_size, bool)
+        or not isinstance(block_size, (int, np.integer))
+        or block_size < 1
+    ):
+        raise ValueError(
+            f"block_size must be a positive integer (rows/columns per block), got {block_size!r}."
+        )
     symmetric = S is None and x2 is None
     x1, x2, T_op, S_op, a_vals, b_vals = _prepare(net, T, x1, S, x2)
-    a_all = [a_vals[alpha] for alpha, _ in T_op.terms]
-    b_all = [b_vals[beta] for beta, _ in S_op.terms]
-    fn = _block_fn(net, T_op, S_op, get)
+    terms_t, terms_s = T_op.keys, S_op.keys
+    support = kernel_support(terms_t, terms_s)
+    jit = len(support) <= JIT_MAX_MONOMIALS
     if block_size is None:
-        jitted = len(derivative_set(T_op.order, S_op.order)) <= JIT_MAX_MONOMIALS
-        block_size = DEFAULT_BLOCK if jitted else EAGER_BLOCK
-    n1, n2 = x1.shape[0], x2.shape[0]
-    if n1 <= block_size and n2 <= block_size:
-        K = fn(x1, x2, a_all, b_all)
-        return 0.5 * (K + K.T) if symmetric else K
-    # Every block is padded to (block_size, block_size) so one compiled shape serves all.
-    rows = [_pad_block(x1, a_all, i0, block_size) for i0 in range(0, n1, block_size)]
-    cols = (
-        rows
-        if symmetric
-        else [_pad_block(x2, b_all, j0, block_size) for j0 in range(0, n2, block_size)]
+        block_size = DEFAULT_BLOCK if jit else EAGER_BLOCK
+    K = _engine.kernel_blocks(
+        net,
+        np.asarray(x1),
+        np.asarray(x2),
+        terms_t,
+        terms_s,
+        [np.asarray(a_vals[key]) for key in terms_t],
+        [np.asarray(b_vals[key]) for key in terms_s],
+        support,
+        get=get,
+        symmetric=symmetric,
+        block_size=int(block_size),
+        jit=jit,
+        order=max(T_op.order, S_op.order),
     )
-    out = np.empty((n1, n2))
-    for bi, (i0, i1, xb1, ab) in enumerate(rows):
-        for bj in range(bi if symmetric else 0, len(cols)):
-            j0, j1, xb2, bb = cols[bj]
-            blk = np.asarray(fn(xb1, xb2, ab, bb))[: i1 - i0, : j1 - j0]
-            if symmetric and bi == bj:
-                blk = 0.5 * (blk + blk.T)
-            out[i0:i1, j0:j1] = blk
-            if symmetric and bi != bj:
-                out[j0:j1, i0:i1] = blk.T
-    return jnp.asarray(out)
+    return jnp.asarray(K)
 
 
-def _pad_block(x, coeffs, start: int, size: int):
-    """Rows ``start:start+size`` of the points and coefficient values, padded by repetition."""
-    stop = min(start + size, x.shape[0])
-    idx = np.minimum(np.arange(start, start + size), stop - 1)  # host indices: no compilation
-    return start, stop, np.asarray(x)[idx], [np.asarray(c)[idx] for c in coeffs]
+def kernel_support(terms_t, terms_s) -> frozenset:
+    """Jet support of ``T_x S_x' Θ``: the union over unknowns ``f`` of
+    ``closure(α of T_f) × closure(β of S_f)`` (outputs are independent at infinite width)."""
+    out: set = set()
+    for f in {k[0] for k in terms_t} & {k[0] for k in terms_s}:
+        alphas = [a for g, a in terms_t if g == f]
+        betas = [b for g, b in terms_s if g == f]
+        out |= _jets.support(alphas, betas)
+    if not out:
+        raise OperatorError(
+            "T and S act on different unknowns, so T_x S_x' Θ vanishes identically "
+            "(the outputs of an infinitely wide network are independent)."
+        )
+    return frozenset(out)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -315,8 +224,10 @@ def operator_kernel_autodiff(
         return kernel_fn(a, b, get)
 
     out = jnp.zeros((x1.shape[0], x2.shape[0]))
-    for alpha, _ in T_op.terms:
-        for beta, _ in S_op.terms:
+    for (fa, alpha), _ in T_op.terms:
+        for (fb, beta), _ in S_op.terms:
+            if fa != fb:
+                continue
             f = base
             for arg, (idx, x) in ((0, (alpha, x1)), (1, (beta, x2))):
                 for i, k in enumerate(idx):
@@ -324,5 +235,5 @@ def operator_kernel_autodiff(
                     for _ in range(k):
                         f = _directional(f, arg, e)
             K = jax.jit(f)(x1, x2)
-            out = out + a_vals[alpha][:, None] * b_vals[beta][None, :] * K
+            out = out + a_vals[(fa, alpha)][:, None] * b_vals[(fb, beta)][None, :] * K
     return out

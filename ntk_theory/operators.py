@@ -1,20 +1,24 @@
-"""Linear differential operators, parsed and manipulated with sympy.
+"""Linear differential operators on one or several unknown functions, built with sympy.
 
-An :class:`Operator` is ``T = Σ_α a_α(x) ∂^α`` on functions of the coordinates ``coords``:
-a tuple of ``(α, a_α)`` terms with sympy coefficients. It is immutable and hashable, so the
-sympy work done for an operator (chain rules, lambdified coefficients) is cached.
+An :class:`Operator` is ``T = Σ_f Σ_α a_{f,α}(x) ∂^α u_f`` on functions of the coordinates
+``coords``: a tuple of ``((f, α), a_{f,α})`` terms with sympy coefficients, ``f`` indexing the
+unknowns ``functions`` (one, ``("u",)``, unless a system of PDEs is given). It is immutable and
+hashable, so the sympy work done for an operator (lambdified coefficients) is cached.
 
 Ways to build one:
 
-* :meth:`Operator.parse` from a string with subscript derivatives:
-  ``Operator.parse("u_t - nu*u_xx", coords=("t", "x"), params={"nu": 0.01})``;
-* :meth:`Operator.from_sympy` from an expression in ``sympy.Derivative``'s of a function;
+* :meth:`Operator.parse` from a string with subscript derivatives, read by a whitelist parser
+  that evaluates nothing (:mod:`ntk_theory._parse`):
+  ``Operator.parse("u_t - nu*u_xx", coords=("t", "x"), params={"nu": 0.01})``, or for systems
+  ``Operator.parse("-nu*(u_xx + u_yy) + p_x", ("x", "y"), functions=("u", "v", "p"), params=...)``;
+* :meth:`Operator.from_sympy` from an expression in ``sympy.Derivative``'s of the unknowns;
 * helpers :func:`identity`, :func:`derivative`, :func:`laplacian`, :func:`neumann`,
   :func:`robin`, :func:`laplace_beltrami` -- all plain :class:`Operator` objects;
-* algebra: ``T + S``, ``c * T``, ``T @ S`` (composition ``T(S u)``, Leibniz rule by sympy);
-* nonlinear residuals (Burgers, Allen–Cahn) are linearized around a reference function ``u0``
-  (Fréchet derivative: the coefficient of ``∂^α v`` is ``∂R/∂(∂^α u)`` at ``u = u0``), which
-  gives an operator whose coefficients depend on the coordinates.
+* algebra: ``T + S``, ``c * T``, ``T @ S`` (composition ``T(S u)``, Leibniz rule by sympy; for
+  single-function operators);
+* nonlinear residuals (Burgers, Allen–Cahn, Navier–Stokes convection) are linearized around
+  reference functions (Fréchet derivative: the coefficient of ``∂^α v_f`` is ``∂R/∂(∂^α u_f)`` at
+  ``u = u0``), which gives an operator whose coefficients depend on the coordinates.
 
 Per-point data that is not a function of the coordinates (outward normals of a boundary) are
 *fields*: symbols whose values are supplied per point with :meth:`Operator.bind`.
@@ -24,7 +28,7 @@ from __future__ import annotations
 
 import functools
 import itertools
-import re
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -33,11 +37,13 @@ import jax.numpy as jnp
 import numpy as np
 import sympy as sp
 from sympy.core.function import AppliedUndef
-from sympy.parsing.sympy_parser import parse_expr, standard_transformations
+
+from ._parse import CONSTANTS, FUNCTIONS, ExpressionError, parse_expression
 
 __all__ = [
     "BoundOperator",
     "Operator",
+    "OperatorError",
     "derivative",
     "identity",
     "laplace_beltrami",
@@ -47,37 +53,39 @@ __all__ = [
 ]
 
 MultiIndex = tuple[int, ...]
-
-#: Names a parsed expression may use besides coordinates, parameters, fields and ``u``.
-_ALLOWED_FUNCTIONS: dict[str, object] = {
-    name: getattr(sp, name)
-    for name in (
-        "sin cos tan exp log sqrt sinh cosh tanh atan asin acos erf Abs sign pi E Rational"
-    ).split()
-}
+Key = tuple[int, MultiIndex]  # (function index, multi-index)
+#: Highest derivative order an operator may have (kernels of order-p operators need φ^(4p+1)
+#: through every layer; beyond 6 their cost grows past minutes per point pair).
+MAX_ORDER = 6
 
 
 class OperatorError(ValueError):
     """An operator expression could not be interpreted."""
 
 
-def _multi_index_name(alpha: MultiIndex, coords: Sequence[str]) -> str:
+def _placeholder(f: int, alpha: MultiIndex) -> sp.Symbol:
+    return sp.Symbol(f"__D{f}_{'_'.join(map(str, alpha))}")
+
+
+def _derivative_name(function: str, alpha: MultiIndex, coords: Sequence[str]) -> str:
     if sum(alpha) == 0:
-        return "u"
-    return "u_" + "".join(c * k for c, k in zip(coords, alpha, strict=True))
+        return function
+    return f"{function}_" + "".join(c * k for c, k in zip(coords, alpha, strict=True))
 
 
 @dataclass(frozen=True)
 class Operator:
-    """A linear differential operator ``T = Σ_α a_α(x) ∂^α`` in the coordinates ``coords``.
+    """A linear differential operator ``T = Σ_f Σ_α a_{f,α}(x) ∂^α u_f``.
 
     Attributes:
         coords: coordinate names, in the order of the columns of the points ``x``.
-        terms: ``((α, a_α), ...)`` with ``α`` a multi-index over ``coords`` and ``a_α`` a sympy
-            expression in the coordinates (and fields); sorted, no zero coefficients.
+        terms: ``(((f, α), a_{f,α}), ...)`` with ``f`` the index of an unknown in ``functions``,
+            ``α`` a multi-index over ``coords`` and ``a`` a sympy expression in the coordinates
+            (and fields); sorted, no zero coefficients.
         fields: names of per-point symbols (e.g. normals ``n_x``) bound by :meth:`bind`.
-        reference: for a linearized residual given a callable ``u0``: the callable, and
-            ``reference_symbols`` maps the symbols standing for ``∂^β u0`` to ``β``.
+        reference: for a linearized residual given callables: ``{function: u0}``, and
+            ``reference_symbols`` maps the symbols standing for ``∂^β u0_f`` to ``(f, β)``.
+        functions: the unknowns' names (default ``("u",)``).
 
     Example:
         >>> T = Operator.parse("-(u_xx + u_yy)", coords=("x", "y"))
@@ -86,10 +94,11 @@ class Operator:
     """
 
     coords: tuple[str, ...]
-    terms: tuple[tuple[MultiIndex, sp.Expr], ...]
+    terms: tuple[tuple[Key, sp.Expr], ...]
     fields: tuple[str, ...] = ()
-    reference: Callable | None = field(default=None, compare=False)
-    reference_symbols: tuple[tuple[str, MultiIndex], ...] = ()
+    reference: Mapping | None = field(default=None, compare=False)
+    reference_symbols: tuple[tuple[str, Key], ...] = ()
+    functions: tuple[str, ...] = ("u",)
 
     def __post_init__(self):
         if not self.terms:
@@ -102,73 +111,107 @@ class Operator:
         expr: str,
         coords: Sequence[str],
         function: str = "u",
-        params: Mapping[str, float] | None = None,
+        params: Mapping[str, float | str] | None = None,
         fields: Sequence[str] = (),
-        about: str | sp.Expr | Callable | None = None,
+        about=None,
+        *,
+        functions: Sequence[str] | None = None,
     ) -> Operator:
-        """Parse ``"u_xx + sin(pi*x)*u"``-style text into an operator.
+        """Parse ``"u_xx + sin(pi*x)*u"``-style text into an operator (nothing is evaluated).
 
         Args:
-            expr: the operator applied to ``function``; derivatives are written with subscripts
-                (``u_t``, ``u_xxy``); coefficients may use the coordinates, ``params``,
-                ``fields``, ``pi`` and elementary functions (sin, cos, exp, ...).
+            expr: the operator applied to the unknown(s); derivatives are written with
+                subscripts (``u_t``, ``u_xxy``); coefficients may use the coordinates,
+                ``params``, ``fields``, ``pi``, ``E`` and elementary functions (sin, cos,
+                exp, ...; :data:`ntk_theory._parse.FUNCTIONS`).
             coords: coordinate names, in the order of the columns of the points.
             function: the unknown's name (default ``"u"``).
-            params: numeric values of named parameters (``{"nu": 0.01}``).
+            params: values of named parameters, numbers or numeric strings (``{"nu": 0.01}``,
+                ``{"c": "1/3"}``). Every parameter must be used.
             fields: names of per-point values supplied later with :meth:`bind`.
-            about: for a nonlinear residual (``u*u_x``, ``u**3``), the reference function
-                ``u0`` to linearize around: a string or sympy expression in the coordinates, or
-                a callable ``u0(x) -> scalar`` on one point ``x`` of shape ``(d,)``.
+            about: for a nonlinear residual (``u*u_x``, ``u**3``), the reference function ``u0``
+                to linearize around: a string or sympy expression in the coordinates, or a
+                callable ``u0(x) -> scalar`` on one point ``x`` of shape ``(d,)``; for systems a
+                mapping ``{function: u0}``.
+            functions: the unknowns of a system of PDEs, e.g. ``("u", "v", "p")`` (then
+                ``function`` is ignored).
 
         Raises:
-            OperatorError: unknown symbols or functions, a term without ``function`` (a forcing
-                term), or a nonlinear residual without ``about``.
+            OperatorError: anything that is not a linear (or linearizable) operator in the
+                declared names: unknown or ambiguous names, unused parameters, a term without an
+                unknown (a forcing term), a nonlinear residual without ``about``, code.
         """
         coords = _check_coords(coords)
+        functions = _check_functions(functions if functions is not None else (function,), coords)
         params = dict(params or {})
+        fields = tuple(str(f) for f in fields)
+        taken = set(coords) | set(functions)
         for name in list(params) + list(fields):
-            if name in coords or name == function:
-                raise OperatorError(f"'{name}' is used both as a parameter/field and a coordinate.")
-        pattern = re.compile(rf"\b{re.escape(function)}(?:_([A-Za-z0-9]+))?\b")
-        placeholders: dict[str, MultiIndex] = {}
+            if not isinstance(name, str) or not name.isidentifier():
+                raise OperatorError(f"Parameter/field name {name!r} is not an identifier.")
+            if name in taken:
+                raise OperatorError(
+                    f"'{name}' is used both as a parameter/field and a coordinate or unknown."
+                )
+            if name in FUNCTIONS or name in CONSTANTS:
+                raise OperatorError(f"'{name}' is reserved (a function or constant); rename it.")
+        values = {k: _param_value(k, v) for k, v in params.items()}
+        used: set[str] = set()
+        symbols = {c: sp.Symbol(c, real=True) for c in coords}
+        field_syms = {f: sp.Symbol(f, real=True) for f in fields}
+        placeholders: dict[sp.Symbol, Key] = {}
 
-        def replace(match: re.Match) -> str:
-            alpha = _subscript_to_index(match.group(1) or "", coords, function)
-            name = f"__D{'_'.join(map(str, alpha))}"
-            placeholders[name] = alpha
-            return name
+        def resolve(name: str):
+            if name in symbols:
+                return symbols[name]
+            if name in values:
+                used.add(name)
+                return values[name]
+            if name in field_syms:
+                used.add(name)
+                return field_syms[name]
+            key = _read_derivative(name, functions, coords)
+            if key is not None:
+                sym = _placeholder(*key)
+                placeholders[sym] = key
+                return sym
+            return None
 
-        text = pattern.sub(replace, expr)
-        local = dict(_ALLOWED_FUNCTIONS)
-        local.update({c: sp.Symbol(c, real=True) for c in coords})
-        local.update({f: sp.Symbol(f, real=True) for f in fields})
-        local.update(
-            {k: sp.Float(v) if isinstance(v, float) else sp.sympify(v) for k, v in params.items()}
-        )
-        local.update({name: sp.Symbol(name) for name in placeholders})
         try:
-            parsed = parse_expr(
-                text,
-                local_dict=local,
-                transformations=standard_transformations,
-                evaluate=True,
+            parsed = parse_expression(expr, resolve, what="operator")
+        except ExpressionError as err:
+            message = str(err)
+            if "unknown name" in message:
+                message += (
+                    f" Coordinates are {coords}, unknowns {functions}; give parameter values with "
+                    "params={...}, declare per-point values with fields=[...], or write derivatives "
+                    f"as {functions[0]}_<coords>, e.g. {functions[0]}_{coords[0] * 2}."
+                )
+            raise OperatorError(message) from None
+        unused = sorted((set(values) | set(field_syms)) - used)
+        if unused:
+            raise OperatorError(
+                f"{unused} {'is' if len(unused) == 1 else 'are'} declared (params/fields) but not "
+                f"used in {expr!r}; remove {'it' if len(unused) == 1 else 'them'} or fix the typo."
             )
-        except (SyntaxError, TypeError, sp.SympifyError) as err:
-            raise OperatorError(f"Could not parse operator {expr!r}: {err}") from err
-        _check_names(parsed, expr, coords, fields, placeholders, function)
-        dsyms = {sp.Symbol(name): alpha for name, alpha in placeholders.items()}
-        return _from_placeholders(parsed, dsyms, coords, tuple(fields), about, expr)
+        about = _about_mapping(about, functions)
+        return _from_placeholders(parsed, placeholders, coords, fields, about, expr, functions)
 
     @classmethod
     def from_sympy(
         cls,
         expr: sp.Expr,
-        u: sp.Function | sp.Expr,
+        u,
         coords: Sequence[sp.Symbol | str],
         fields: Sequence[str] = (),
-        about: str | sp.Expr | Callable | None = None,
+        about=None,
     ) -> Operator:
-        """Build an operator from a sympy expression in ``u`` and its ``Derivative``'s.
+        """Build an operator from a sympy expression in the unknown(s) and their ``Derivative``'s.
+
+        Args:
+            expr: e.g. ``u.diff(x, 2) + u.diff(y, 2)``.
+            u: the unknown, ``sympy.Function("u")(x, y)`` (or its function class), or a sequence
+                of them for a system.
 
         Example:
             >>> x, y = sp.symbols("x y"); u = sp.Function("u")(x, y)
@@ -177,31 +220,37 @@ class Operator:
         """
         names = tuple(str(c) for c in coords)
         coords = _check_coords(names)
+        unknowns = list(u) if isinstance(u, (list, tuple)) else [u]
+        funcs = [v.func if isinstance(v, AppliedUndef) else v for v in unknowns]
+        functions = _check_functions(tuple(str(f) for f in funcs), coords)
         symbols = {sp.Symbol(c, real=True) for c in coords} | {sp.Symbol(c) for c in coords}
-        func = u.func if isinstance(u, AppliedUndef) else u
-        dsyms: dict[sp.Symbol, MultiIndex] = {}
+        dsyms: dict[sp.Symbol, Key] = {}
         replacements = {}
         for d in expr.atoms(sp.Derivative):
-            if getattr(d.expr, "func", None) != func:
+            fn = getattr(d.expr, "func", None)
+            if fn not in funcs:
                 continue
             alpha = [0] * len(coords)
             for var, count in d.variable_count:
                 if str(var) not in coords:
                     raise OperatorError(f"Derivative with respect to {var}, not a coordinate.")
                 alpha[coords.index(str(var))] += int(count)
-            sym = sp.Symbol(f"__D{'_'.join(map(str, alpha))}")
-            dsyms[sym] = tuple(alpha)
+            key = (funcs.index(fn), tuple(alpha))
+            sym = _placeholder(*key)
+            dsyms[sym] = key
             replacements[d] = sym
         expr = expr.xreplace(replacements)
-        u_atoms = [a for a in expr.atoms(AppliedUndef) if a.func == func]
-        sym0 = sp.Symbol("__D" + "_".join("0" * len(coords)))
-        if u_atoms:
-            dsyms[sym0] = (0,) * len(coords)
-            expr = expr.xreplace({a: sym0 for a in u_atoms})
+        for atom in expr.atoms(AppliedUndef):
+            if atom.func in funcs:
+                key = (funcs.index(atom.func), (0,) * len(coords))
+                sym = _placeholder(*key)
+                dsyms[sym] = key
+                expr = expr.xreplace({atom: sym})
         expr = expr.xreplace(
             {s: sp.Symbol(str(s), real=True) for s in expr.free_symbols if s in symbols}
         )
-        return _from_placeholders(expr, dsyms, coords, tuple(fields), about, str(expr))
+        about = _about_mapping(about, functions)
+        return _from_placeholders(expr, dsyms, coords, tuple(fields), about, str(expr), functions)
 
     # -- properties ----------------------------------------------------------------------
     @property
@@ -211,19 +260,47 @@ class Operator:
     @property
     def order(self) -> int:
         """The highest total derivative order ``max |α|``."""
-        return max(sum(alpha) for alpha, _ in self.terms)
+        return max(sum(alpha) for (_, alpha), _ in self.terms)
 
     @property
     def symbols(self) -> tuple[sp.Symbol, ...]:
         return tuple(sp.Symbol(c, real=True) for c in self.coords)
 
-    def to_sympy(self, u: sp.Expr | None = None) -> sp.Expr:
-        """``Σ_α a_α ∂^α u`` with ``u = Function('u')(*coords)`` by default."""
+    @property
+    def keys(self) -> tuple[Key, ...]:
+        """``(f, α)`` of every term, in order."""
+        return tuple(k for k, _ in self.terms)
+
+    @property
+    def multi_indices(self) -> tuple[MultiIndex, ...]:
+        """``α`` of every term, in order (the function index dropped)."""
+        return tuple(alpha for (_, alpha), _ in self.terms)
+
+    def component(self, f: int | str) -> Operator | None:
+        """The part of ``T`` acting on unknown ``f`` (index or name), as a one-function operator."""
+        index = self.functions.index(f) if isinstance(f, str) else int(f)
+        terms = tuple(((0, a), c) for (g, a), c in self.terms if g == index)
+        if not terms:
+            return None
+        return Operator(
+            self.coords,
+            terms,
+            self.fields,
+            self.reference,
+            self.reference_symbols,
+            (self.functions[index],),
+        )
+
+    def to_sympy(self, u=None) -> sp.Expr:
+        """``Σ a ∂^α u_f`` with ``u_f = Function(name)(*coords)`` by default (a list for systems)."""
         xs = self.symbols
-        u = sp.Function("u")(*xs) if u is None else u
+        if u is None:
+            us = [sp.Function(name)(*xs) for name in self.functions]
+        else:
+            us = list(u) if isinstance(u, (list, tuple)) else [u]
         out = sp.Integer(0)
-        for alpha, coeff in self.terms:
-            term = u
+        for (f, alpha), coeff in self.terms:
+            term = us[f]
             for var, k in zip(xs, alpha, strict=True):
                 if k:
                     term = sp.diff(term, var, k)
@@ -232,11 +309,13 @@ class Operator:
 
     def __repr__(self) -> str:
         parts = []
-        for alpha, coeff in self.terms:
-            name = _multi_index_name(alpha, self.coords)
+        for (f, alpha), coeff in self.terms:
+            name = _derivative_name(self.functions[f], alpha, self.coords)
             parts.append(name if coeff == 1 else f"({coeff})*{name}")
         text = " + ".join(parts)
         extra = f", fields={self.fields}" if self.fields else ""
+        if self.functions != ("u",):
+            extra += f", functions={self.functions}"
         return f"Operator({text}; coords={self.coords}{extra})"
 
     # -- algebra -------------------------------------------------------------------------
@@ -245,20 +324,20 @@ class Operator:
             raise TypeError(f"Cannot combine an Operator with {type(other).__name__}.")
         if other.coords != self.coords:
             raise OperatorError(f"Coordinates differ: {self.coords} vs {other.coords}.")
-        if self.reference is not None or other.reference is not None:
-            if self.reference is not other.reference and None not in (
-                self.reference,
-                other.reference,
-            ):
-                raise OperatorError(
-                    "Cannot combine operators linearized about different callables."
-                )
+        if other.functions != self.functions:
+            raise OperatorError(f"Unknowns differ: {self.functions} vs {other.functions}.")
+        if (
+            self.reference is not None
+            and other.reference is not None
+            and self.reference is not other.reference
+        ):
+            raise OperatorError("Cannot combine operators linearized about different callables.")
 
     def __add__(self, other: Operator) -> Operator:
         self._compatible(other)
         terms = dict(self.terms)
-        for alpha, coeff in other.terms:
-            terms[alpha] = terms.get(alpha, 0) + coeff
+        for key, coeff in other.terms:
+            terms[key] = terms.get(key, 0) + coeff
         return self._with_terms(terms, other)
 
     def __sub__(self, other: Operator) -> Operator:
@@ -268,15 +347,22 @@ class Operator:
         return (-1) * self
 
     def __rmul__(self, scalar) -> Operator:
-        c = sp.sympify(scalar)
-        return self._with_terms({alpha: c * coeff for alpha, coeff in self.terms})
+        try:
+            c = sp.sympify(scalar, strict=True)
+        except sp.SympifyError:
+            raise TypeError(
+                f"An operator can be scaled by numbers or sympy expressions, not {type(scalar).__name__}."
+            ) from None
+        return self._with_terms({key: c * coeff for key, coeff in self.terms})
 
     __mul__ = __rmul__
 
     def __matmul__(self, other: Operator) -> Operator:
         """Composition ``(T @ S) u = T(S u)``; coefficients of ``S`` are differentiated."""
         self._compatible(other)
-        u = sp.Function("u")(*self.symbols)
+        if len(self.functions) != 1:
+            raise OperatorError("Composition is defined for single-function operators only.")
+        u = sp.Function(self.functions[0])(*self.symbols)
         expr = self.to_sympy(other.to_sympy(u))
         op = Operator.from_sympy(
             sp.expand(expr),
@@ -286,7 +372,7 @@ class Operator:
         )
         return op._with_terms(dict(op.terms), self, other)
 
-    def _with_terms(self, terms: Mapping[MultiIndex, sp.Expr], *others: Operator) -> Operator:
+    def _with_terms(self, terms: Mapping[Key, sp.Expr], *others: Operator) -> Operator:
         fields = tuple(sorted(set(self.fields).union(*(o.fields for o in others))))
         refs = dict(self.reference_symbols)
         reference = self.reference
@@ -299,6 +385,7 @@ class Operator:
             fields,
             reference,
             tuple(sorted(refs.items())),
+            self.functions,
         )
 
     def bind(self, **values) -> BoundOperator:
@@ -316,15 +403,23 @@ class Operator:
             raise OperatorError(
                 f"Field values must be 1-D arrays of one length, got shapes {lengths}."
             )
+        for k, v in arrays.items():
+            if not np.all(np.isfinite(v)):
+                bad = int(np.argmax(~np.isfinite(v)))
+                raise OperatorError(f"Field {k!r} is not finite at point {bad} ({v[bad]}).")
         return BoundOperator(self, tuple(sorted(arrays.items())))
 
     # -- evaluation ----------------------------------------------------------------------
     def coefficient_values(self, x, field_values: Mapping[str, jax.Array] | None = None):
-        """``{α: a_α(x_i)}`` as float64 ``(n,)`` arrays at the points ``x`` of shape ``(n, d)``.
+        """``{(f, α): a_{f,α}(x_i)}`` as float64 ``(n,)`` arrays at the points ``x`` of shape ``(n, d)``.
 
         Concrete points are evaluated on the host with NumPy (eager ``jax.numpy`` would
         compile every elementwise operation again for each new ``n``) and give NumPy arrays;
         traced points (inside ``jit``/``vmap``/``grad``) give JAX arrays.
+
+        Raises:
+            OperatorError: a coefficient that is NaN or infinite at some point (``1/x`` at
+                ``x = 0``): its term and the first such point are named.
         """
         field_values = dict(field_values or {})
         if set(field_values) != set(self.fields):
@@ -341,18 +436,30 @@ class Operator:
         ref_values = self._reference_values(x)
         args += [xp.asarray(ref_values[name]) for name, _ in self.reference_symbols]
         functions = _coefficient_functions(self, "jax" if traced else "numpy")
-        return {
-            alpha: xp.broadcast_to(xp.asarray(fn(*args), dtype=xp.float64), (n,))
-            for (alpha, _), fn in zip(self.terms, functions, strict=True)
-        }
+        out = {}
+        for (key, coeff), fn in zip(self.terms, functions, strict=True):
+            with np.errstate(all="ignore"):
+                val = xp.broadcast_to(xp.asarray(fn(*args), dtype=xp.float64), (n,))
+            if not traced and not np.all(np.isfinite(val)):
+                bad = int(np.argmax(~np.isfinite(val)))
+                name = _derivative_name(self.functions[key[0]], key[1], self.coords)
+                raise OperatorError(
+                    f"The coefficient {coeff} of {name} is {val[bad]} at point {bad} "
+                    f"({np.asarray(x)[bad].tolist()}); the operator is not defined there. Move the "
+                    "point or rewrite the operator (e.g. multiply through by the denominator)."
+                )
+            out[key] = val
+        return out
 
-    def _reference_values(self, x: jax.Array) -> dict[str, jax.Array]:
+    def _reference_values(self, x) -> dict[str, jax.Array]:
         if not self.reference_symbols:
             return {}
-        u0 = self.reference
         values = {}
-        for name, beta in self.reference_symbols:
-            values[name] = jax.vmap(lambda p, beta=beta: _partial(u0, p, beta))(x)
+        for name, (f, beta) in self.reference_symbols:
+            u0 = self.reference[self.functions[f]]
+            values[name] = jax.vmap(lambda p, beta=beta, u0=u0: _partial(u0, p, beta))(
+                jnp.asarray(x)
+            )
         return values
 
 
@@ -395,9 +502,17 @@ def partial_derivative(f: Callable, x: jax.Array, alpha: MultiIndex) -> jax.Arra
 
 
 def apply_at(op: Operator, f: Callable, x: jax.Array, coeffs) -> jax.Array:
-    """``(T f)(x) = Σ_α a_α ∂^α f(x)`` at one point, with ``coeffs[k]`` the value of the
-    ``k``-th term's coefficient at ``x`` (order of ``op.terms``)."""
-    return sum(coeffs[k] * partial_derivative(f, x, alpha) for k, (alpha, _) in enumerate(op.terms))
+    """``(T f)(x) = Σ a_{f,α} ∂^α f_f(x)`` at one point, with ``coeffs[k]`` the value of the
+    ``k``-th term's coefficient at ``x`` (order of ``op.terms``). ``f(x)`` returns a scalar for
+    one unknown, or a vector with one entry per unknown."""
+    total = 0.0
+    for k, ((fi, alpha), _) in enumerate(op.terms):
+        if len(op.functions) == 1:
+            g = f
+        else:
+            g = lambda p, fi=fi: f(p)[fi]  # noqa: E731
+        total = total + coeffs[k] * partial_derivative(g, x, alpha)
+    return total
 
 
 def _partial(f: Callable, x: jax.Array, beta: MultiIndex) -> jax.Array:
@@ -406,7 +521,7 @@ def _partial(f: Callable, x: jax.Array, beta: MultiIndex) -> jax.Array:
 
 @functools.cache
 def _coefficient_functions(op: Operator, backend: str) -> list[Callable]:
-    """The coefficients ``a_α`` lambdified for ``backend`` ("numpy" or "jax")."""
+    """The coefficients ``a`` lambdified for ``backend`` ("numpy" or "jax")."""
     args = list(op.symbols) + [sp.Symbol(f, real=True) for f in op.fields]
     args += [sp.Symbol(name) for name, _ in op.reference_symbols]
     modules = ["scipy", "numpy"] if backend == "numpy" else "jax"
@@ -414,7 +529,7 @@ def _coefficient_functions(op: Operator, backend: str) -> list[Callable]:
 
 
 def _check_coords(coords: Sequence[str]) -> tuple[str, ...]:
-    if isinstance(coords, str):
+    if isinstance(coords, str) or not isinstance(coords, Sequence):
         raise OperatorError(
             f"coords must be a sequence of names such as ('x', 'y'), got {coords!r}."
         )
@@ -422,63 +537,146 @@ def _check_coords(coords: Sequence[str]) -> tuple[str, ...]:
     if not coords or len(set(coords)) != len(coords):
         raise OperatorError(f"coords must be distinct names, got {coords}.")
     for c in coords:
-        if not c.isidentifier() or c in _ALLOWED_FUNCTIONS:
+        if not c.isidentifier() or c in FUNCTIONS or c in CONSTANTS or c.startswith("__"):
             raise OperatorError(
                 f"Coordinate name {c!r} is not usable (reserved or not an identifier)."
             )
     return coords
 
 
-def _subscript_to_index(sub: str, coords: tuple[str, ...], function: str) -> MultiIndex:
-    alpha = [0] * len(coords)
-    rest = sub
-    while rest:
-        for i, c in sorted(enumerate(coords), key=lambda ic: -len(ic[1])):
-            if rest.startswith(c):
-                alpha[i] += 1
-                rest = rest[len(c) :]
-                break
-        else:
+def _check_functions(functions: Sequence[str], coords: tuple[str, ...]) -> tuple[str, ...]:
+    if isinstance(functions, str):
+        functions = (functions,)
+    functions = tuple(str(f) for f in functions)
+    if not functions or len(set(functions)) != len(functions):
+        raise OperatorError(f"functions must be distinct names, got {functions}.")
+    for f in functions:
+        if (
+            not f.isidentifier()
+            or f in FUNCTIONS
+            or f in CONSTANTS
+            or f in coords
+            or f.startswith("__")
+        ):
             raise OperatorError(
-                f"Cannot read the subscript in '{function}_{sub}': '{rest}' is not a coordinate "
-                f"(coords={coords}). Write derivatives as {function}_<coords>, e.g. "
-                f"{function}_{coords[0] * 2}."
+                f"Unknown-function name {f!r} is not usable (reserved, a coordinate, or not an identifier)."
             )
-    return tuple(alpha)
+    return functions
 
 
-def _check_names(parsed, text, coords, fields, placeholders, function) -> None:
-    undefined = sorted(str(f.func) for f in parsed.atoms(AppliedUndef))
-    if undefined:
+def _segmentations(sub: str, coords: tuple[str, ...]) -> list[MultiIndex]:
+    """Every way to read ``sub`` as a sequence of coordinate names."""
+
+    @functools.cache
+    def go(i: int) -> list[tuple[int, ...]]:
+        if i == len(sub):
+            return [()]
+        out = []
+        for k, c in enumerate(coords):
+            if sub.startswith(c, i):
+                out.extend((k, *rest) for rest in go(i + len(c)))
+        return out
+
+    readings = set()
+    for seq in go(0):
+        alpha = [0] * len(coords)
+        for k in seq:
+            alpha[k] += 1
+        readings.add(tuple(alpha))
+    return sorted(readings)
+
+
+def _read_derivative(name: str, functions: tuple[str, ...], coords: tuple[str, ...]) -> Key | None:
+    """``(f, α)`` if ``name`` is an unknown or one of its derivatives ``u_xy``, else ``None``."""
+    d = len(coords)
+    if name in functions:
+        return functions.index(name), (0,) * d
+    matches = []
+    for f, fn in enumerate(functions):
+        prefix = fn + "_"
+        if name.startswith(prefix) and len(name) > len(prefix):
+            for alpha in _segmentations(name[len(prefix) :], coords):
+                matches.append((f, alpha))
+    if not matches:
+        for fn in functions:
+            if name.startswith(fn + "_"):
+                raise OperatorError(
+                    f"Cannot read the subscript in '{name}': '{name[len(fn) + 1 :]}' is not made of "
+                    f"coordinates {coords}. Write derivatives as {fn}_<coords>, e.g. {fn}_{coords[0] * 2}."
+                )
+        return None
+    if len(matches) > 1:
+        readings = ", ".join(f"∂^{alpha} {functions[f]}" for f, alpha in matches)
         raise OperatorError(
-            f"Unknown function(s) {undefined} in {text!r}. Known functions: "
-            f"{', '.join(k for k in _ALLOWED_FUNCTIONS if k not in ('pi', 'E', 'Rational'))}."
+            f"'{name}' can be read in more than one way with coordinates {coords} ({readings}). "
+            "Rename the coordinates so that no name is a concatenation of others (e.g. 'x', 'y')."
         )
-    allowed = set(coords) | set(fields) | set(placeholders)
-    unknown = sorted(str(s) for s in parsed.free_symbols if str(s) not in allowed)
-    if unknown:
+    f, alpha = matches[0]
+    if sum(alpha) > MAX_ORDER:
         raise OperatorError(
-            f"Unknown symbol(s) {unknown} in {text!r}. Coordinates are {coords}; give parameter "
-            f"values with params={{'{unknown[0]}': ...}}, declare per-point values with "
-            f"fields=[...], or write derivatives of '{function}' as {function}_<coords>."
+            f"'{name}' is a derivative of order {sum(alpha)}; at most {MAX_ORDER} is supported (an "
+            f"order-p operator kernel needs φ^(4p+1) through every layer)."
         )
+    return f, alpha
 
 
-def _from_placeholders(expr, dsyms, coords, fields, about, text) -> Operator:
+def _param_value(name: str, value) -> sp.Expr:
+    """A parameter's value: a finite real number or a numeric expression string."""
+    if isinstance(value, str):
+        try:
+            out = parse_expression(value, {}, what=f"value of parameter {name!r}")
+        except ExpressionError as err:
+            raise OperatorError(str(err)) from None
+    elif isinstance(value, sp.Expr):
+        out = value
+    else:
+        if isinstance(value, bool):
+            raise OperatorError(f"Parameter {name!r} must be a number, got {value!r}.")
+        try:
+            f = float(value)
+        except (TypeError, ValueError):
+            raise OperatorError(f"Parameter {name!r} must be a number, got {value!r}.") from None
+        if not math.isfinite(f):
+            raise OperatorError(f"Parameter {name!r} must be finite, got {value!r}.")
+        out = sp.Integer(value) if isinstance(value, (int, np.integer)) else sp.Float(f)
+    if out.free_symbols or not out.is_number or not out.is_real:
+        raise OperatorError(f"Parameter {name!r} must be a real number, got {value!r}.")
+    return out
+
+
+def _about_mapping(about, functions: tuple[str, ...]):
+    """``about`` as ``{function: reference}`` (``None`` stays ``None``)."""
+    if about is None:
+        return None
+    if isinstance(about, Mapping):
+        unknown = sorted(set(about) - set(functions))
+        if unknown:
+            raise OperatorError(f"about= names {unknown}, which are not unknowns {functions}.")
+        return dict(about)
+    if len(functions) != 1:
+        raise OperatorError(
+            f"For a system, about= must map each unknown {functions} to its reference function."
+        )
+    return {functions[0]: about}
+
+
+def _from_placeholders(expr, dsyms, coords, fields, about, text, functions) -> Operator:
     expr = sp.expand(expr)
     syms = list(dsyms)
     if not syms:
-        raise OperatorError(f"{text!r} does not involve the unknown function.")
+        raise OperatorError(f"{text!r} does not involve the unknown function(s) {functions}.")
     nonlinear = any(sp.diff(expr, a, b) != 0 for a in syms for b in syms)
     reference, ref_symbols = None, ()
     if nonlinear:
         if about is None:
             raise OperatorError(
-                f"{text!r} is nonlinear in the unknown function. Its NTK is that of the "
-                "linearization (Fréchet derivative) around a reference function: pass "
-                "about=u0 (a sympy expression or string in the coordinates, or a callable)."
+                f"{text!r} is nonlinear in the unknown function(s). Its NTK is that of the "
+                "linearization (Fréchet derivative) around a reference: pass about=u0 (a string "
+                "or sympy expression in the coordinates, or a callable; a mapping for systems)."
             )
-        expr, reference, ref_symbols = _linearize(expr, dsyms, coords, about)
+        expr, reference, ref_symbols = _linearize(expr, dsyms, coords, about, functions)
+    elif about is not None:
+        pass  # a linear operator ignores its reference function
     forcing = expr.subs({s: 0 for s in syms})
     if forcing != 0 and not nonlinear:
         raise OperatorError(
@@ -486,49 +684,68 @@ def _from_placeholders(expr, dsyms, coords, fields, about, text) -> Operator:
             "forcing term: move it to the right-hand side f."
         )
     terms = {dsyms[s]: sp.diff(expr, s) for s in syms}
-    return Operator(coords, _canonical_terms(terms), fields, reference, ref_symbols)
+    return Operator(coords, _canonical_terms(terms), fields, reference, ref_symbols, functions)
 
 
-def _linearize(expr, dsyms, coords, about):
-    """Fréchet derivative: ``L v = Σ_α ∂R/∂(∂^α u)|_{u0} ∂^α v``."""
+def _linearize(expr, dsyms, coords, about, functions):
+    """Fréchet derivative: ``L v = Σ_{f,α} ∂R/∂(∂^α u_f)|_{u0} ∂^α v_f``."""
     xs = [sp.Symbol(c, real=True) for c in coords]
     derivs = {s: sp.diff(expr, s) for s in dsyms}
-    if callable(about) and not isinstance(about, (sp.Expr, str)):
-        ref_names = {s: f"__u0_{'_'.join(map(str, a))}" for s, a in dsyms.items()}
-        subs = {s: sp.Symbol(ref_names[s]) for s in dsyms}
-        lin = sum((derivs[s].subs(subs) * s for s in dsyms), sp.Integer(0))
-        ref_symbols = tuple(
-            sorted(
-                (ref_names[s], dsyms[s])
-                for s in dsyms
-                if sp.Symbol(ref_names[s]) in lin.free_symbols
-            )
-        )
-        return sp.expand(lin), about, ref_symbols
-    u0 = sp.sympify(
-        about, locals={c: x for c, x in zip(coords, xs, strict=True)} | dict(_ALLOWED_FUNCTIONS)
-    )
-    unknown = [str(s) for s in u0.free_symbols if s not in xs]
-    if unknown:
-        raise OperatorError(f"Reference function u0 = {about!r} uses unknown symbols {unknown}.")
+    missing = sorted({functions[dsyms[s][0]] for s in dsyms} - set(about))
+    if missing:
+        raise OperatorError(f"about= has no reference function for {missing}.")
+    callables = {
+        f: ref for f, ref in about.items() if callable(ref) and not isinstance(ref, (sp.Expr, str))
+    }
     subs = {}
-    for s, alpha in dsyms.items():
+    ref_names: dict[sp.Symbol, str] = {}
+    for s, (f, alpha) in dsyms.items():
+        fname = functions[f]
+        ref = about[fname]
+        if fname in callables:
+            name = f"__u0_{f}_{'_'.join(map(str, alpha))}"
+            subs[s] = sp.Symbol(name)
+            ref_names[s] = name
+            continue
+        locals_ = {c: x for c, x in zip(coords, xs, strict=True)}
+        if isinstance(ref, str):
+            try:
+                u0 = parse_expression(ref, locals_, what=f"about= reference for {fname}")
+            except ExpressionError as err:
+                raise OperatorError(str(err)) from None
+        else:
+            u0 = sp.sympify(ref)
+            unknown = [str(v) for v in u0.free_symbols if str(v) not in coords]
+            if unknown:
+                raise OperatorError(
+                    f"Reference function u0 = {ref!r} uses unknown symbols {unknown}."
+                )
+            u0 = u0.xreplace({v: xs[coords.index(str(v))] for v in u0.free_symbols})
         d = u0
         for x, k in zip(xs, alpha, strict=True):
             if k:
                 d = sp.diff(d, x, k)
         subs[s] = d
     lin = sum((derivs[s].subs(subs) * s for s in dsyms), sp.Integer(0))
-    return sp.expand(lin), None, ()
+    lin = sp.expand(lin)
+    ref_symbols = tuple(
+        sorted(
+            (ref_names[s], dsyms[s])
+            for s in ref_names
+            if sp.Symbol(ref_names[s]) in lin.free_symbols
+        )
+    )
+    reference = callables or None
+    return lin, reference, ref_symbols
 
 
-def _canonical_terms(terms: Mapping[MultiIndex, sp.Expr]):
+def _canonical_terms(terms: Mapping[Key, sp.Expr]):
     out = []
-    for alpha, coeff in terms.items():
+    for key, coeff in terms.items():
         coeff = sp.expand(sp.sympify(coeff))
         if coeff != 0:
-            out.append((tuple(int(a) for a in alpha), coeff))
-    return tuple(sorted(out, key=lambda t: (-sum(t[0]), t[0])))
+            out.append(((int(key[0]), tuple(int(a) for a in key[1])), coeff))
+    return tuple(sorted(out, key=lambda t: (t[0][0], -sum(t[0][1]), t[0][1])))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -538,42 +755,55 @@ def _unit(i: int, d: int, k: int = 1) -> MultiIndex:
     return tuple(k if j == i else 0 for j in range(d))
 
 
-def identity(coords: Sequence[str]) -> Operator:
+def identity(coords: Sequence[str], function: str = "u") -> Operator:
     """``T u = u`` (Dirichlet boundary operator; the plain NTK)."""
     coords = _check_coords(coords)
-    return Operator(coords, (((0,) * len(coords), sp.Integer(1)),))
+    functions = _check_functions((function,), coords)
+    return Operator(coords, (((0, (0,) * len(coords)), sp.Integer(1)),), functions=functions)
 
 
-def derivative(coords: Sequence[str], coord: str, k: int = 1) -> Operator:
+def derivative(coords: Sequence[str], coord: str, k: int = 1, function: str = "u") -> Operator:
     """``∂^k u / ∂ coord^k``."""
     coords = _check_coords(coords)
     if coord not in coords:
         raise OperatorError(f"{coord!r} is not one of the coordinates {coords}.")
-    return Operator(coords, ((_unit(coords.index(coord), len(coords), k), sp.Integer(1)),))
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_ORDER:
+        raise OperatorError(f"k must be an integer in 1..{MAX_ORDER}, got {k!r}.")
+    functions = _check_functions((function,), coords)
+    return Operator(
+        coords,
+        (((0, _unit(coords.index(coord), len(coords), k)), sp.Integer(1)),),
+        functions=functions,
+    )
 
 
-def laplacian(coords: Sequence[str]) -> Operator:
+def laplacian(coords: Sequence[str], function: str = "u") -> Operator:
     """``Δu = Σ_i ∂²u/∂x_i²``."""
     coords = _check_coords(coords)
+    functions = _check_functions((function,), coords)
     d = len(coords)
-    return Operator(coords, _canonical_terms({_unit(i, d, 2): sp.Integer(1) for i in range(d)}))
+    terms = _canonical_terms({(0, _unit(i, d, 2)): sp.Integer(1) for i in range(d)})
+    return Operator(coords, terms, functions=functions)
 
 
-def neumann(coords: Sequence[str]) -> Operator:
+def neumann(coords: Sequence[str], function: str = "u") -> Operator:
     """``∂_n u = Σ_i n_i ∂_i u`` with per-point normals: fields ``n_<coord>``; bind them."""
     coords = _check_coords(coords)
+    functions = _check_functions((function,), coords)
     d = len(coords)
     names = tuple(f"n_{c}" for c in coords)
-    terms = {_unit(i, d): sp.Symbol(names[i], real=True) for i in range(d)}
-    return Operator(coords, _canonical_terms(terms), names)
+    terms = {(0, _unit(i, d)): sp.Symbol(names[i], real=True) for i in range(d)}
+    return Operator(coords, _canonical_terms(terms), names, functions=functions)
 
 
-def robin(coords: Sequence[str], alpha: float, beta: float) -> Operator:
+def robin(coords: Sequence[str], alpha: float, beta: float, function: str = "u") -> Operator:
     """``α u + β ∂_n u`` with per-point normals (fields ``n_<coord>``)."""
-    return neumann(coords) * beta + identity(coords) * alpha if beta else identity(coords) * alpha
+    if beta:
+        return neumann(coords, function) * beta + identity(coords, function) * alpha
+    return identity(coords, function) * alpha
 
 
-def laplace_beltrami(coords: Sequence[str]) -> Operator:
+def laplace_beltrami(coords: Sequence[str], function: str = "u") -> Operator:
     """Laplace–Beltrami operator of the unit sphere ``S^{d-1}``, written in ambient coordinates.
 
     .. math::
@@ -583,13 +813,14 @@ def laplace_beltrami(coords: Sequence[str]) -> Operator:
     is ``-k(k+d-2)``. Valid for points on the unit sphere only.
     """
     coords = _check_coords(coords)
+    functions = _check_functions((function,), coords)
     d = len(coords)
     xs = [sp.Symbol(c, real=True) for c in coords]
-    terms: dict[MultiIndex, sp.Expr] = {}
+    terms: dict[Key, sp.Expr] = {}
     for i, j in itertools.product(range(d), repeat=2):
         alpha = tuple(int(k == i) + int(k == j) for k in range(d))
-        terms[alpha] = terms.get(alpha, 0) - xs[i] * xs[j]
+        terms[(0, alpha)] = terms.get((0, alpha), 0) - xs[i] * xs[j]
     for i in range(d):
-        terms[_unit(i, d, 2)] = terms.get(_unit(i, d, 2), 0) + 1
-        terms[_unit(i, d)] = terms.get(_unit(i, d), 0) - (d - 1) * xs[i]
-    return Operator(coords, _canonical_terms(terms))
+        terms[(0, _unit(i, d, 2))] = terms.get((0, _unit(i, d, 2)), 0) + 1
+        terms[(0, _unit(i, d))] = terms.get((0, _unit(i, d)), 0) - (d - 1) * xs[i]
+    return Operator(coords, _canonical_terms(terms), functions=functions)

@@ -3,7 +3,6 @@ quadrature accuracy, and the smoothness guard."""
 
 import math
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -64,7 +63,8 @@ def test_monte_carlo(name, depth):
 
 
 @pytest.mark.parametrize(
-    "name, depth", [(a, 1) for a in nt.ACTIVATIONS] + [("erf", 3), ("tanh", 3)]
+    "name, depth",
+    [(a, 1) for a in ("erf", "tanh", "gelu", "relu", "relu3", "silu")] + [("tanh", 3)],
 )
 def test_wide_finite_network(name, depth):
     # The empirical NTK of net.finite(width) (neural-tangents' init and apply) approaches the
@@ -89,29 +89,91 @@ def test_wide_finite_network(name, depth):
     assert 1.3 <= ratio <= 3.5, errs
 
 
-def test_tanh_quadrature_accuracy():
-    # The trapezoidal rule (129 nodes per dimension, steps from the variance) against a rule
-    # with half the step and 6x the nodes: E[φφ], E[φ'φ'] to 1e-12 relative for variances up
-    # to 3, diagonal (ρ = 1) included; high derivatives (E[φ^(5) φ^(3)]) to 1e-8.
-    tanh = nt.ACTIVATIONS["tanh"]
-    pairs = [(0, 0), (1, 1), (3, 1), (5, 3)]
-    for var in (0.05, 0.5, 2.0, 3.0):
-        for rho in (0.3, 0.999, 1.0):
-            s11, s22 = jnp.array([var]), jnp.array([var * 1.1])
-            s12 = rho * jnp.sqrt(s11 * s22)
-            got = A.gaussian_table(tanh.derivative, pairs, s11, s12, s22, 129)
-            saved = A._STEP_U, A._STEP_Z
-            try:
-                A._STEP_U, A._STEP_Z = 0.1, 0.2
-                ref = A.gaussian_table(tanh.derivative, pairs, s11, s12, s22, 801)
-            finally:
-                A._STEP_U, A._STEP_Z = saved
-            for p, tol in zip(pairs, (1e-12, 1e-12, 1e-10, 1e-8), strict=True):
-                assert abs(float(got[p][0] - ref[p][0])) <= tol * abs(float(ref[p][0])), (
-                    var,
-                    rho,
-                    p,
-                )
+@pytest.mark.parametrize("name", ["tanh", "sigmoid", "silu", "softplus", "erf", "gelu", "sin"])
+def test_derivative_stacks_at_large_arguments(name):
+    # φ^(k)(u) for k ≤ 9 at u ∈ [-60, 60] against 120-digit mpmath values of sympy's
+    # derivatives, relative to the function's local size (max |φ^(k)| within ±1 of u, so zeros
+    # of φ^(k) do not count as relative errors). The forms in ntk_theory._stacks avoid the
+    # cancellation of polynomials in tanh, which loses every digit beyond |u| ≈ 18.
+    mpmath = pytest.importorskip("mpmath")
+    # gelu = u(1 + erf(u/√2))/2 cancels to 0 at u = -26 unless mpmath carries > 300 digits
+    mpmath.mp.dps = 900 if name == "gelu" else 120
+    act = nt.ACTIVATIONS[name]
+    u = np.linspace(-60, 60, 97)
+    got = act.stack(9, "numpy")(u)
+    z = sp.Symbol("z")
+    expr = act.expr.subs(sp.Symbol("z"), z)
+    for k in range(10):
+        f = sp.lambdify(z, sp.diff(expr, z, k), "mpmath")
+        ref = np.array([float(f(mpmath.mpf(float(v)))) for v in u])
+        env = np.array([np.abs(ref[np.abs(u - v) <= 1.0]).max() for v in u])
+        err = np.abs(got[k] - ref) / np.maximum(env, 1e-300)
+        # e^{-u²/2} (erf, gelu) has condition number u²: float64 itself allows ε u² there
+        tol = 2e-13 + 4e-16 * u**2
+        assert np.all(err < tol), (k, float(err.max()))
+
+
+@pytest.mark.parametrize("name", ["tanh", "softplus"])
+def test_mehler_equals_quadrature(name):
+    # The two numeric schemes share nothing but the activation's derivative stack: the Mehler
+    # series (per-point Hermite coefficients, Horner in ρ) and the sinh-mapped 2-D trapezoidal
+    # rule. They agree to ~1e-15 relative to the Cauchy–Schwarz scale √(E[φ^(p)²]E[φ^(q)²]) for
+    # variances 1e-4 … 2.5 and correlations up to exactly 1 (the diagonal).
+    from ntk_theory import _gauss2d, _hermite
+
+    act = nt.ACTIVATIONS[name]
+    pairs = [(0, 0), (1, 1), (2, 0), (3, 3), (5, 3)]
+    orders = sorted({p for pq in pairs for p in pq})
+    stack_np, stack = act.stack(5, "numpy"), act.stack(5)
+    rhos = np.array([-0.9, 0.0, 0.99, 0.9999, 1.0])
+    for va, vb in ((1e-4, 2e-4), (1.0, 0.7), (2.5, 2.0)):
+        a, b = np.sqrt(va), np.sqrt(vb)
+        hc = _hermite.hermite_coefficients(stack_np, np.array([a, b]), orders, act.strip)
+        quad = _gauss2d.expectations(
+            stack,
+            jnp.full(5, a),
+            jnp.full(5, b),
+            jnp.asarray(rhos),
+            [(p, q, 0, 0) for p, q in pairs],
+            a_max=a,
+            b_max=b,
+            c_max=b,
+        )
+        for (p, q), Q in zip(pairs, quad, strict=True):
+            ip, iq = hc.index(p), hc.index(q)
+            K = max(hc.terms[ip], hc.terms[iq])
+            ca, cb = hc.coefficients[ip, 0, :K], hc.coefficients[iq, 1, :K]
+            mehler = np.array([np.sum(r ** np.arange(K) * ca * cb) for r in rhos])
+            scale = np.sqrt(hc.energy[ip, 0] * hc.energy[iq, 1])
+            assert np.max(np.abs(mehler - np.asarray(Q))) < 1e-14 * scale, (va, vb, p, q)
+
+
+def test_quadrature_converges_at_large_variance():
+    # Beyond the Mehler range (variance 10 … 1e4, where the series would need thousands of
+    # terms) the sinh-mapped rule with its default steps agrees with itself at half the steps
+    # to ~1e-15 of the Cauchy–Schwarz scale, near-diagonal correlations included.
+    from ntk_theory import _gauss2d
+
+    act = nt.ACTIVATIONS["tanh"]
+    stack = act.stack(5)
+    terms = [(0, 0, 0, 0), (1, 1, 0, 0), (3, 1, 0, 0), (5, 5, 0, 0), (2, 2, 2, 1)]
+    for va, vb in ((10.0, 8.0), (1e4, 0.9e4)):
+        a, b = np.sqrt(va), np.sqrt(vb)
+        rhos = jnp.asarray([-0.5, 0.7, 1 - 1e-6, 1.0])
+        A, B = jnp.full(4, a), jnp.full(4, b)
+        kw = dict(a_max=a, b_max=b, c_max=b)
+        coarse = _gauss2d.expectations(stack, A, B, rhos, terms, **kw)
+        saved = _gauss2d.OUTER_STEP, _gauss2d.INNER_STEP
+        try:
+            _gauss2d.OUTER_STEP, _gauss2d.INNER_STEP = saved[0] / 2, saved[1] / 2
+            fine = _gauss2d.expectations(stack, A, B, rhos, terms, **kw)
+        finally:
+            _gauss2d.OUTER_STEP, _gauss2d.INNER_STEP = saved
+        diag_a = _gauss2d.diagonal(stack, jnp.asarray([a]), [(k, k) for k in range(6)], a_max=a)
+        diag_b = _gauss2d.diagonal(stack, jnp.asarray([b]), [(k, k) for k in range(6)], a_max=b)
+        for (p, q, m, n), c, f in zip(terms, coarse, fine, strict=True):
+            scale = np.sqrt(float(diag_a[p][0]) * float(diag_b[q][0])) * (3.0 if m + n else 1.0)
+            assert float(np.max(np.abs(np.asarray(c) - np.asarray(f)))) < 1e-14 * scale
 
 
 def test_arccos_mixed_degrees_monte_carlo():
@@ -155,14 +217,37 @@ def test_smoothness_guard_message():
     assert nt.ACTIVATIONS["erf"].max_operator_order is None
 
 
-def test_custom_activation_object():
-    # An Activation built from a sympy expression gets quadrature kernels for free.
-    z = sp.Symbol("z")
-    softplus = nt.Activation(
-        "softplus", expr=sp.log(1 + sp.exp(z)), quadrature_nodes=129, source="quadrature"
-    )
-    net = nt.MLP(1, softplus, W_std=WS, b_std=BS)
+def test_activation_from_sympy():
+    # An Activation from any analytic sympy expression gets the numeric scheme with the strip
+    # from sympy's singularities; checked against Monte Carlo like the registered ones.
+    z = sp.Symbol("u")
+    mish = nt.Activation.from_sympy("mish", z * sp.tanh(sp.log(1 + sp.exp(z))), strip=0.5)
+    softplus = nt.Activation.from_sympy("my_softplus", sp.log(1 + sp.exp(z)))
+    assert softplus.strip == pytest.approx(np.pi)
+    for act in (mish, softplus):
+        net = nt.MLP(1, act, W_std=WS, b_std=BS)
+        x = X[:3]
+        _, ntk, _, se_t = _mc_kernels(act, 1, 400_000, seed=5)
+        assert np.all(np.abs(np.asarray(net.ntk(x)) - ntk[:3, :3]) < 6 * se_t[:3, :3])
+    # the same softplus as the registered one (which uses a cancellation-free stack)
     x = X[:3]
-    _, ntk, _, se_t = _mc_kernels(softplus, 1, 400_000, seed=5)
-    assert np.all(np.abs(np.asarray(net.ntk(x)) - ntk[:3, :3]) < 6 * se_t[:3, :3])
-    assert jax.numpy.asarray(net.ntk(x)).dtype == jnp.float64
+    np.testing.assert_allclose(
+        np.asarray(nt.MLP(2, softplus, 1.3, 0.2).ntk(x)),
+        np.asarray(nt.MLP(2, "softplus", 1.3, 0.2).ntk(x)),
+        rtol=1e-13,
+    )
+
+
+@pytest.mark.parametrize(
+    "expr, match",
+    [
+        (sp.Symbol("a") * sp.Symbol("b"), "exactly one variable"),
+        (sp.Integer(3), "exactly one variable"),
+        (sp.Max(sp.Symbol("z"), 0) ** 2, "not analytic.*relu"),
+        (sp.Abs(sp.Symbol("z")), "not analytic"),
+        (1 / sp.Symbol("z"), "singularity on the real line"),
+    ],
+)
+def test_activation_from_sympy_bad_input(expr, match):
+    with pytest.raises(ValueError, match=match):
+        nt.Activation.from_sympy("bad", expr)

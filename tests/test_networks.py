@@ -1,5 +1,5 @@
-"""MLP specification: validation, repr, hashing; kernels agree with neural-tangents and with
-textbook closed forms; the jets engine's constant term equals the stax kernel."""
+"""MLP specification: validation, repr, hashing; kernels agree with neural-tangents' kernel_fn
+and with textbook closed forms; the engine's scanned layers equal unrolled ones."""
 
 import dataclasses
 
@@ -10,19 +10,23 @@ import pytest
 from conftest import rel_err
 
 import ntk_theory as nt
-from ntk_theory import _jets
-from ntk_theory._jets import Jet, derivative_set
+from ntk_theory import _engine, _jets
 
 
 def test_validation_messages():
     with pytest.raises(ValueError, match="depth must be an integer ≥ 1"):
         nt.MLP(0, "erf")
-    with pytest.raises(ValueError, match="Unknown activation 'swish'.*erf"):
-        nt.MLP(1, "swish")
+    with pytest.raises(ValueError, match="Unknown activation 'mish'.*erf.*from_sympy"):
+        nt.MLP(1, "mish")
     with pytest.raises(ValueError, match="W_std must be positive"):
         nt.MLP(1, "erf", W_std=0.0)
     with pytest.raises(ValueError, match="b_std must be non-negative"):
         nt.MLP(1, "erf", b_std=-1.0)
+    for bad in (float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="must be finite"):
+            nt.MLP(1, "erf", W_std=bad)
+        with pytest.raises(ValueError, match="must be finite"):
+            nt.MLP(1, "erf", b_std=bad)
     with pytest.raises(ValueError, match="parameterization"):
         nt.MLP(1, "erf", parameterization="mup")
     with pytest.raises(ValueError, match="width must be a positive integer"):
@@ -38,6 +42,7 @@ def test_frozen_hashable_repr():
     )
     with pytest.raises(dataclasses.FrozenInstanceError):
         a.depth = 3
+    assert nt.MLP(1, "swish").act.name == "silu"  # alias
 
 
 def test_points_validation():
@@ -50,45 +55,45 @@ def test_points_validation():
         net.ntk(np.ones((2, 2)), np.ones((2, 3)))
 
 
+# Every activation, both parameterizations: the engine (x-space jets, Mehler tables for the
+# numeric activations) against neural-tangents' kernel_fn built from our stax layers, whose
+# numeric activations evaluate every entry on its own by 2-D quadrature -- two independent
+# evaluations of the same recursion. Depth 3 reaches the scanned layers.
 @pytest.mark.parametrize("name", list(nt.ACTIVATIONS))
 @pytest.mark.parametrize("parameterization", ["ntk", "standard"])
-def test_jets_engine_equals_stax(name, parameterization, rng):
-    # The layer recursion on jets (used for operator kernels) reproduces neural-tangents'
-    # kernel_fn exactly at order 0, for both parameterizations.
+def test_engine_equals_stax(name, parameterization, rng):
     net = nt.MLP(3, name, W_std=1.3, b_std=0.2, parameterization=parameterization)
     x = rng.uniform(-1, 1, size=(6, 3))
-    M = derivative_set(0, 0)
-    q = jnp.sum(x * x, axis=1)
-    nngp, ntk = net.kernel_jets(
-        Jet.variable(x @ x.T, 0, M),
-        Jet.variable(q[:, None], 1, M),
-        Jet.variable(q[None, :], 2, M),
-        3,
-    )
-    assert rel_err(ntk.value, net.ntk(x)) < 1e-13
-    assert rel_err(nngp.value, net.nngp(x)) < 1e-13
+    y = rng.uniform(-1, 1, size=(4, 3))
+    for get in ("ntk", "nngp"):
+        ours = np.asarray(getattr(net, get)(x, y))
+        ref = np.asarray(net.kernel_fn(x, y, get))
+        assert rel_err(ours, ref) < 1e-13, get
 
 
-@pytest.mark.parametrize("name", ["erf", "gelu", "relu4"])
-@pytest.mark.parametrize("parameterization", ["ntk", "standard"])
-def test_scanned_layers_equal_unrolled(name, parameterization, rng):
-    # kernel_jets(scan=True) runs hidden layers 2..L as one lax.scan body (compile time); every
-    # Taylor coefficient must equal the unrolled recursion to round-off.
-    net = nt.MLP(4, name, W_std=1.2, b_std=0.3, parameterization=parameterization)
+@pytest.mark.parametrize("name", ["erf", "tanh", "relu4"])
+def test_scanned_layers_equal_unrolled(name, rng):
+    # The engine runs every hidden layer as one lax.scan body (compile time); every entry of an
+    # operator kernel must equal the unrolled recursion to round-off.
+    net = nt.MLP(4, name, W_std=1.2, b_std=0.3)
     x = rng.uniform(-1, 1, size=(5, 2))
-    M = derivative_set(1, 1)
-    q = jnp.sum(x * x, axis=1)
-    args = (
-        Jet.variable(x @ x.T, 0, M),
-        Jet.variable(q[:, None], 1, M),
-        Jet.variable(q[None, :], 2, M),
-        2,
+    order = 1 if name == "relu4" else 2
+    T = nt.Operator.parse("u_x + u_y" if order == 1 else "u_xx + u_y", ("x", "y"))
+    alphas = tuple(a for a, _ in T.terms)
+    support = _jets.support(alphas, alphas)
+    spec, d1, _ = _engine.plan(net, x, x, support, "ntk", order)
+    assert spec.scan
+    ones = [np.asarray(v) for v in T.coefficient_values(x).values()]
+    idx = np.arange(5)
+    scanned = _engine.block_function(net, spec, alphas, alphas, True)(
+        x, x, ones, ones, _engine._take(d1, idx, spec), _engine._take(d1, idx, spec)
     )
-    scanned = jax.jit(lambda: net.kernel_jets(*args, scan=True)[1].coeffs)()
-    unrolled = net.kernel_jets(*args)[1].coeffs
-    assert set(scanned) == set(unrolled)
-    for m in unrolled:
-        assert rel_err(scanned[m], unrolled[m]) < 1e-12, m
+    flat = dataclasses.replace(spec, scan=False)
+    data = [None if r is None else (r[0][:, idx], r[1][idx]) for r in d1.layers]
+    unrolled = _engine.block_function(net, flat, alphas, alphas, False)(
+        x, x, ones, ones, data, data
+    )
+    assert rel_err(scanned, unrolled) < 1e-12
 
 
 @pytest.mark.parametrize(
@@ -100,6 +105,7 @@ def test_scanned_layers_equal_unrolled(name, parameterization, rng):
         (jnp.exp, np.array([-1.0, 0.0, 2.0])),
         (jnp.sinh, np.array([-1.0, 0.3, 2.0])),
         (jnp.cosh, np.array([-1.0, 0.3, 2.0])),
+        (jnp.arctan, np.array([-3.0, 0.3, 40.0])),
     ],
 )
 def test_closed_form_derivative_stacks(f, x):
@@ -163,12 +169,11 @@ def test_activation_contract(name, points):
         np.testing.assert_allclose(K, K.T, rtol=0, atol=1e-13 * np.abs(K).max())
         assert np.linalg.eigvalsh(K).min() > -1e-12 * np.abs(K).max()
         assert np.all(np.diag(K) > 0)
-    # jit-compatible: the stax kernel_fn traces
-    out = jax.jit(lambda a: net.kernel_fn(a, None, "ntk"))(points)
-    np.testing.assert_allclose(np.asarray(out), np.asarray(net.ntk(points)), rtol=1e-14)
     act = net.act
     assert act.source, "every activation documents where its kernel comes from"
     assert act.max_operator_order is None or act.max_operator_order >= 0
+    # the function itself is jit-compatible and float64
+    assert jax.jit(act.fn)(jnp.ones(3)).dtype == jnp.float64
 
 
 def test_large_inputs_are_blocked_exactly(rng):
@@ -177,3 +182,15 @@ def test_large_inputs_are_blocked_exactly(rng):
     x = rng.uniform(size=(300, 2))
     direct = np.asarray(jax.jit(lambda a: net.kernel_fn(a, None, "ntk"))(x))
     np.testing.assert_allclose(np.asarray(net.ntk(x)), direct, rtol=1e-14, atol=1e-15)
+
+
+def test_huge_inputs_stay_finite():
+    # erf's closed form written with det Σ (from the input geometry) and atan2 does not cancel:
+    # the old arcsin form returned inf at |x| = 1e8. Reference: the sign-activation limit, E[φφ]
+    # → (2/π) arcsin ρ with ρ → 1 on the diagonal, so Σ² → σ_w² + σ_b² there.
+    net = nt.MLP(1, "erf", W_std=1.3, b_std=0.2)
+    x = np.array([[1e8], [2e8], [-1e8]])
+    S = np.asarray(net.nngp(x))
+    assert np.all(np.isfinite(S)) and np.all(np.isfinite(np.asarray(net.ntk(x))))
+    np.testing.assert_allclose(np.diag(S), 1.3**2 * 2 / np.pi * np.arcsin(1.0) + 0.04, rtol=1e-7)
+    assert abs(S[0, 2] - (1.3**2 * 2 / np.pi * np.arcsin(-1.0) + 0.04)) < 1e-6

@@ -1,0 +1,788 @@
+"""The kernel engine: infinite-width NNGP/NTK and their Taylor jets in the inputs, in blocks.
+
+One routine computes every analytic kernel of the package: ``MLP.ntk`` / ``MLP.nngp`` are the
+jets of support ``{0}``, operator kernels read ``∂_x^α ∂_{x'}^β Θ`` off the jets of the operators'
+support (:func:`ntk_theory._jets.support`). The recursion (neural-tangents' conventions; Jacot et
+al. 2018, Thm. 1; Lee et al. 2019, eq. (7)) is
+
+.. math::
+    Σ^1 = σ_w^2 ⟨x, x'⟩/d + σ_b^2,\\quad Θ^1 = Σ^1,\\qquad
+    Σ^{l+1} = σ_w^2 E[φ(u)φ(v)] + σ_b^2,\\quad Θ^{l+1} = Σ^{l+1} + σ_w^2 E[φ'(u)φ'(v)]\\, Θ^l,
+
+applied to jets. Work is split in two:
+
+* **the plan** (host, once per call): the per-point variances ``Σ^l(x, x)`` of every layer, the
+  evaluation method of each layer and the per-point Mehler coefficients
+  (:mod:`ntk_theory._hermite`) shared by both point sets;
+* **blocks** (compiled, 128 × 128 by default): the jet recursion, with Price pairs from the
+  layer's method, and the read-out ``Σ a_α(x) b_β(x') α! β! Θ_{αβ}``.
+
+Methods per layer: ``closed`` (erf, sin, gelu formulas on jets), ``relu`` (arc-cosine Price
+pairs), ``mehler`` (numeric activations, per-point coefficients) and ``quadrature`` (numeric
+activations at variances where the Mehler series would need more than 1536 terms). The first
+layer is ``inside`` instead when an operator meets large inputs: the derivatives are moved inside
+the expectation (:mod:`ntk_theory._first_layer`), which is the only cancellation-free form there.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import _gauss2d, _hermite
+from ._first_layer import binomial, multi_indices_below, plane, weight_polynomial
+from ._jets import Jet, factorial, split
+
+__all__ = ["BlockSpec", "LayerSpec", "kernel_blocks", "layer_variances", "plan"]
+
+#: First-layer variance above which operator kernels move the input derivatives inside the
+#: expectation. Below it the chain rule through the covariance loses at most ~2 digits
+#: (tests/test_operator_kernels.py sweeps input scales against an independent reference).
+CHAIN_VARIANCE = 4.0
+
+
+# ----------------------------------------------------------------------------------------------
+# specs (static: they select the compiled program)
+# ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LayerSpec:
+    """How the Price pairs of one hidden layer are computed.
+
+    Attributes:
+        method: ``"closed"``, ``"relu"``, ``"mehler"``, ``"quadrature"`` or ``"inside"``.
+        orders: derivative orders of the Mehler coefficient arrays (``"mehler"`` only).
+        terms: number of Mehler terms per order.
+        parity: per order, 0/1 if only even/odd coefficients are non-zero, else -1.
+        bounds: ``(a_max, b_max, c_max)`` for the quadrature's node counts.
+    """
+
+    method: str
+    orders: tuple[int, ...] = ()
+    terms: tuple[int, ...] = ()
+    parity: tuple[int, ...] = ()
+    bounds: tuple[float, float, float] = (1.0, 1.0, 1.0)
+
+    @property
+    def width(self) -> int:
+        return max(self.terms) if self.terms else 0
+
+
+@dataclass(frozen=True)
+class BlockSpec:
+    """Everything that fixes the compiled block function (with the network)."""
+
+    support: frozenset
+    dim: int
+    layers: tuple[LayerSpec, ...]
+    get: str
+    scan: bool
+
+
+# ----------------------------------------------------------------------------------------------
+# per-point quantities (host)
+# ----------------------------------------------------------------------------------------------
+def input_variance(x: np.ndarray) -> np.ndarray:
+    """``⟨x, x⟩/d``: the input covariance on the diagonal (neural-tangents' normalization)."""
+    x = np.asarray(x, dtype=float)
+    return np.sum(x * x, axis=1) / x.shape[1]
+
+
+def layer_variances(net, x: np.ndarray) -> np.ndarray:
+    """``Σ^l(x_i, x_i)`` for hidden layers ``l = 1..depth``: shape ``(depth, n)``."""
+    act = net.act
+    w2, b2 = net.W_std**2, net.b_std**2
+    s = w2 * net.input_variance(x) + b2
+    out = [s]
+    for _ in range(net.depth - 1):
+        s = w2 * diagonal_expectation(act, s) + b2
+        out.append(s)
+    return np.stack(out)
+
+
+def diagonal_expectation(act, s: np.ndarray) -> np.ndarray:
+    """``E[φ(u)²]`` for ``u ~ N(0, s)`` (closed forms where they exist, else 1-D quadrature)."""
+    s = np.asarray(s, dtype=float)
+    name = act.name if act.kind != "numeric" else None
+    if name == "erf":
+        return 2 / math.pi * np.arctan2(2 * s, np.sqrt(1 + 4 * s))
+    if name == "sin":
+        return 0.5 * (1.0 - np.exp(-2 * s))
+    if act.relu_power:
+        k = act.relu_power
+        return s**k * math.prod(range(1, 2 * k, 2)) / 2.0  # E[relu^k(u)²] = s^k (2k-1)!!/2
+    stack = act.stack(0, "numpy")
+    return _gauss2d.numpy_diagonal(stack, np.sqrt(np.maximum(s, 0.0)), [0])[0]
+
+
+# ----------------------------------------------------------------------------------------------
+# the recursion on jets
+# ----------------------------------------------------------------------------------------------
+def _dense(net, state, fan_in: float):
+    """Dense layer on post-activation covariances ``e``: pre-activation ``Σ`` and ``Θ``."""
+    e12, e11, e22, ntk_in = state
+    w2, b2 = net.W_std**2, net.b_std**2
+    s12, s11, s22 = e12 * w2 + b2, e11 * w2 + b2, e22 * w2 + b2
+    if net.parameterization == "standard":  # neural-tangents Dense: Θ = n_in Σ_in + σ_w² Θ_in + 1
+        ntk = e12 * fan_in + 1.0
+        if ntk_in is not None:
+            ntk = ntk + ntk_in * w2
+    else:  # "ntk": Θ = Σ + σ_w² Θ_in
+        ntk = s12 if ntk_in is None else s12 + ntk_in * w2
+    return s12, s11, s22, ntk
+
+
+class _Tables:
+    """Price-pair providers of one hidden layer inside a block (see :class:`LayerSpec`)."""
+
+    def __init__(self, act, spec: LayerSpec, rows, cols, terms=None):
+        self.act, self.spec, self.rows, self.cols = act, spec, rows, cols
+        self.terms = terms  # traced per-order term counts of this layer (scanned layers)
+
+    def _mehler_spec(self, pairs):
+        idx = {p: i for i, p in enumerate(self.spec.orders)}
+        out, dyn = [], []
+        for i, j in pairs:
+            pi, pj = self.spec.parity[idx[i]], self.spec.parity[idx[j]]
+            k = max(self.spec.terms[idx[i]], self.spec.terms[idx[j]])
+            if pi >= 0 and pj >= 0 and pi != pj:
+                par = -2  # the sum vanishes identically
+            else:
+                par = max(pi, pj)
+            out.append((idx[i], idx[j], k, par))
+            if self.terms is not None:
+                dyn.append(jnp.maximum(self.terms[idx[i]], self.terms[idx[j]]))
+        return out, (dyn if self.terms is not None else None)
+
+    def full(self, s11, s12, s22, det=None):
+        """``pairs ↦ {(i, j): E[φ^{(i)}(u)φ^{(j)}(v)]}`` on the whole block."""
+        act, spec = self.act, self.spec
+
+        def table(pairs):
+            if spec.method == "relu":
+                return act.pair_table(
+                    pairs, s11.value, s12.value, s22.value, None if det is None else det.value
+                )
+            if spec.method == "mehler":
+                (coef_r, a_r), (coef_c, a_c) = self.rows, self.cols
+                ab = a_r[:, None] * a_c[None, :]
+                rho = jnp.where(ab > 0, s12.value / jnp.where(ab > 0, ab, 1.0), 0.0)
+                rho = jnp.clip(rho, -1.0, 1.0)
+                specs, dyn = self._mehler_spec(pairs)
+                keep = [i for i, sp in enumerate(specs) if sp[3] != -2]
+                live = [specs[i] for i in keep]
+                terms = None if dyn is None else [dyn[i] for i in keep]
+                sums = iter(_hermite.mehler_sums(rho, coef_r, coef_c, live, terms))
+                zero = jnp.zeros_like(rho)
+                return {
+                    p: (zero if sp[3] == -2 else next(sums))
+                    for p, sp in zip(pairs, specs, strict=True)
+                }
+            if spec.method == "quadrature":
+                v11, v12, v22 = jnp.broadcast_arrays(s11.value, s12.value, s22.value)
+                a, b = jnp.sqrt(jnp.maximum(v11, 0.0)), jnp.sqrt(jnp.maximum(v22, 0.0))
+                ab = a * b
+                rho = jnp.where(ab > 0, v12 / jnp.where(ab > 0, ab, 1.0), 0.0)
+                a_max, b_max, c_max = spec.bounds
+                vals = _gauss2d.expectations(
+                    act.stack(max(max(p) for p in pairs)),
+                    a,
+                    b,
+                    rho,
+                    [(i, j, 0, 0) for i, j in pairs],
+                    a_max=a_max,
+                    b_max=b_max,
+                    c_max=c_max,
+                )
+                return dict(zip(pairs, vals, strict=True))
+            raise AssertionError(spec.method)
+
+        return table
+
+    def diagonal(self, s, side: str):
+        """``pairs ↦ {(i, j): E[φ^{(i)}(u)φ^{(j)}(u)]}`` per point (rows or columns)."""
+        act, spec = self.act, self.spec
+
+        def table(pairs):
+            if spec.method == "relu":
+                return act.pair_table(pairs, s.value, s.value, s.value, 0.0)
+            if spec.method == "mehler":
+                coef, _ = self.rows if side == "rows" else self.cols
+                idx = {p: i for i, p in enumerate(spec.orders)}
+                out = {}
+                specs, dyn = self._mehler_spec(pairs)
+                for n_pair, ((i, j), (_, _, k, par)) in enumerate(zip(pairs, specs, strict=True)):
+                    if par == -2:
+                        out[(i, j)] = jnp.zeros(coef.shape[1])
+                        continue
+                    prod = coef[idx[i], :, :k] * coef[idx[j], :, :k]
+                    if dyn is not None:
+                        prod = jnp.where(jnp.arange(k) < dyn[n_pair], prod, 0.0)
+                    out[(i, j)] = jnp.sum(prod, axis=-1)
+                shape = (-1, 1) if side == "rows" else (1, -1)
+                return {p: v.reshape(shape) for p, v in out.items()}
+            if spec.method == "quadrature":
+                a = jnp.sqrt(jnp.maximum(s.value, 0.0))
+                a_max = spec.bounds[0] if side == "rows" else spec.bounds[1]
+                vals = _gauss2d.diagonal(
+                    act.stack(max(max(p) for p in pairs)), a, pairs, a_max=a_max
+                )
+                return dict(zip(pairs, vals, strict=True))
+            raise AssertionError(spec.method)
+
+        return table
+
+
+def _hidden(net, state, spec: LayerSpec, rows, cols, fan_in, det=None, terms=None):
+    """Dense + activation: post-activation ``(e12, e11, e22)`` and ``Θ · E[φ'φ']``.
+
+    ``det``: a jet of ``det Σ`` of this layer's pre-activations, where the caller has one
+    without cancellation (the first layer, from the input geometry).
+    """
+    act = net.act
+    s12, s11, s22, ntk = _dense(net, state, fan_in)
+    if spec.method == "closed":
+        e12, edot = act.dual(s11, s12, s22, det=det)
+        e11 = act.dual(s11, s11, s11, det=0.0 * s11)[0]
+        e22 = act.dual(s22, s22, s22, det=0.0 * s22)[0]
+    else:
+        tables = _Tables(act, spec, rows, cols, terms)
+        e12, edot = act.dual(s11, s12, s22, tables.full(s11, s12, s22, det))
+        e11 = act.dual(s11, s11, s11, tables.diagonal(s11, "rows"))[0]
+        e22 = act.dual(s22, s22, s22, tables.diagonal(s22, "cols"))[0]
+    return e12, e11, e22, ntk * edot
+
+
+# ----------------------------------------------------------------------------------------------
+# input jets
+# ----------------------------------------------------------------------------------------------
+def _input_jets(x1, x2, support):
+    """Jets of ``e12 = ⟨x+dx, x'+dx'⟩/d``, ``e11``, ``e22`` and of the geometry terms
+    ``(|x ∧ x'|²/d², |x - x'|²/d)`` whose combination is ``det Σ¹`` without cancellation."""
+    d = x1.shape[1]
+    zero = (0,) * (2 * d)
+    inv = 1.0 / d
+
+    def unit(k, side):
+        m = [0] * (2 * d)
+        m[k + side * d] = 1
+        return tuple(m)
+
+    def lin(values, side):
+        """Jet of the coordinate arrays ``x_k + dx_k`` (side 0) or ``x'_k + dx'_k`` (side 1)."""
+        jets = []
+        for k in range(d):
+            col = values[:, k : k + 1] if side == 0 else values[:, k][None, :]
+            coeffs = {zero: col}
+            if unit(k, side) in support:
+                coeffs[unit(k, side)] = 1.0
+            jets.append(Jet(coeffs, support))
+        return jets
+
+    X, Y = lin(x1, 0), lin(x2, 1)
+    e12 = sum((X[k] * Y[k] for k in range(d)), Jet.constant(0.0, support)) * inv
+    e11 = sum((X[k] * X[k] for k in range(d)), Jet.constant(0.0, support)) * inv
+    e22 = sum((Y[k] * Y[k] for k in range(d)), Jet.constant(0.0, support)) * inv
+    # differences δ = x' - x (formed from the inputs directly: no cancellation) and wedges
+    D = []
+    for k in range(d):
+        coeffs = {zero: x2[:, k][None, :] - x1[:, k : k + 1]}
+        if unit(k, 1) in support:
+            coeffs[unit(k, 1)] = 1.0
+        if unit(k, 0) in support:
+            coeffs[unit(k, 0)] = -1.0
+        D.append(Jet(coeffs, support))
+    dist = sum((D[k] * D[k] for k in range(d)), Jet.constant(0.0, support)) * inv
+    wedge = Jet.constant(0.0, support)
+    for k in range(d):
+        for l in range(k + 1, d):
+            w = X[k] * D[l] - X[l] * D[k]  # x_k x'_l - x_l x'_k
+            wedge = wedge + w * w
+    return e12, e11, e22, (wedge * (inv * inv), dist)
+
+
+# ----------------------------------------------------------------------------------------------
+# first layer with the derivatives inside the expectation
+# ----------------------------------------------------------------------------------------------
+def _inside_first_layer(net, x1, x2, support, spec: LayerSpec):
+    """Post-activation jets of the first hidden layer, every coefficient one Gaussian integral."""
+    act = net.act
+    d = x1.shape[1]
+    c = net.W_std / math.sqrt(d)
+
+    def augment(x):
+        return jnp.concatenate([x * c, jnp.full((x.shape[0], 1), net.b_std)], axis=1)
+
+    xt1, xt2 = augment(x1), augment(x2)
+    a, b, rho, s, e1, e2 = plane(xt1, xt2)
+    eye = jnp.eye(d + 1)
+    cov = (
+        eye[None, None] - e1[..., :, None] * e1[..., None, :] - e2[..., :, None] * e2[..., None, :]
+    )
+    A = [jnp.broadcast_to(e1[..., k], rho.shape) for k in range(d)]
+    B = [e2[..., k] for k in range(d)]
+    C = [[cov[..., k, l] for l in range(d)] for k in range(d)]
+    keys = sorted(support)
+    # what to integrate: for each key (α, β) and shift, polynomial × φ^{(|α|+s)} φ^{(|β|+s)}
+    plans = {}
+    terms: set = set()
+    for m in keys:
+        alpha, beta = split(m)
+        gamma = tuple(x + y for x, y in zip(alpha, beta, strict=True))
+        monomials, fn = weight_polynomial(gamma)
+        plans[m] = (alpha, beta, monomials, fn)
+        for shift in (0, 1):
+            for mm, nn in monomials:
+                terms.add((sum(alpha) + shift, sum(beta) + shift, mm, nn))
+    terms = sorted(terms)
+    a_max, b_max, c_max = spec.bounds
+    order = max(max(t[0], t[1]) for t in terms)
+    vals = _gauss2d.expectations(
+        act.stack(order), a, b, rho, terms, a_max=a_max, b_max=b_max, c_max=c_max, s=s
+    )
+    integral = dict(zip(terms, vals, strict=True))
+    full = {0: {}, 1: {}}
+    for m, (alpha, beta, monomials, fn) in plans.items():
+        coeffs = fn(A, B, C)
+        scale = c ** (sum(alpha) + sum(beta)) / (factorial(alpha) * factorial(beta))
+        for shift in (0, 1):
+            total = 0.0
+            for (mm, nn), coef in zip(monomials, coeffs, strict=True):
+                total = total + coef * integral[(sum(alpha) + shift, sum(beta) + shift, mm, nn)]
+            full[shift][m] = scale * total
+    e12 = Jet(full[0], support)
+    edot = Jet(full[1], support)
+    e11 = _inside_diagonal(act, xt1, support, c, side=0, a_max=a_max)
+    e22 = _inside_diagonal(act, xt2, support, c, side=1, a_max=b_max)
+    return e12, e11, e22, edot
+
+
+def _inside_diagonal(act, xt, support, c: float, side: int, a_max: float) -> Jet:
+    """Per-point jet of ``E[φ(u)²]``: ``∂^α E[φ(u)²] = c^{|α|} Σ_γ C(α,γ) E[w^α φ^{(|γ|)} φ^{(|α-γ|)}]``."""
+    n, D = xt.shape
+    d = D - 1
+    a = jnp.linalg.norm(xt, axis=-1)
+    e1 = xt / jnp.where(a > 0, a, 1.0)[:, None]
+    cov = jnp.eye(D)[None] - e1[:, :, None] * e1[:, None, :]
+    A = [e1[:, k] for k in range(d)]
+    Bz = [jnp.zeros(n) for _ in range(d)]
+    C = [[cov[:, k, l] for l in range(d)] for k in range(d)]
+    keys = sorted({split(m)[side] for m in support})
+    zero_other = (0,) * d
+    plans, terms = {}, set()
+    for alpha in keys:
+        monomials, fn = weight_polynomial(alpha)
+        monomials = [(mm, nn) for mm, nn in monomials]
+        plans[alpha] = (monomials, fn)
+        for gamma in multi_indices_below(alpha):
+            for mm, nn in monomials:
+                if nn == 0:
+                    terms.add((sum(gamma), sum(alpha) - sum(gamma), mm))
+    terms = sorted(terms)
+    order = max(max(t[0], t[1]) for t in terms)
+    vals = _gauss2d.diagonal(act.stack(order), a, terms, a_max=a_max)
+    integral = dict(zip(terms, vals, strict=True))
+    coeffs_out = {}
+    shape = (-1, 1) if side == 0 else (1, -1)
+    for alpha, (monomials, fn) in plans.items():
+        coefs = fn(A, Bz, C)
+        total = 0.0
+        for gamma in multi_indices_below(alpha):
+            binom = binomial(alpha, gamma)
+            for (mm, nn), coef in zip(monomials, coefs, strict=True):
+                if nn:
+                    continue  # z₂ does not exist on the diagonal (B = 0 makes these vanish)
+                total = total + binom * coef * integral[(sum(gamma), sum(alpha) - sum(gamma), mm)]
+        key = alpha + zero_other if side == 0 else zero_other + alpha
+        coeffs_out[key] = (c ** sum(alpha) / factorial(alpha) * total).reshape(shape)
+    return Jet(coeffs_out, support)
+
+
+# ----------------------------------------------------------------------------------------------
+# the block function
+# ----------------------------------------------------------------------------------------------
+def _geometric_det(net, geometry):
+    """``det Σ¹ = σ_w⁴ |x ∧ x'|²/d² + σ_w²σ_b² |x - x'|²/d`` (no cancellation near ``x = x'``)."""
+    w2, b2 = net.W_std**2, net.b_std**2
+    wedge, dist = geometry
+    return wedge * (w2 * w2) + dist * (w2 * b2)
+
+
+def _recursion(net, spec: BlockSpec, x1, x2, rows, cols):
+    """``(Σ, Θ)`` jets of the network's output on one block."""
+    support, d = spec.support, spec.dim
+    e12, e11, e22, geometry = net.input_jets(x1, x2, support)
+    first = spec.layers[0]
+    width = float(net.width)
+    if first.method == "inside":
+        e12, e11, e22, edot = _inside_first_layer(net, x1, x2, support, first)
+        _, _, _, ntk = _dense(
+            net, (*net.input_jets(x1, x2, support)[:3], None), float(net.fan_in(d))
+        )
+        state = (e12, e11, e22, ntk * edot)
+        deeper, start = spec.layers[1:], 1
+    else:
+        state = (e12, e11, e22, Jet.constant(0.0, support))
+        deeper, start = spec.layers, 0
+    # scanned: one stacked entry after the (optional) inside layer; else one entry per layer
+    data_r = rows[start] if spec.scan else rows[start:]
+    data_c = cols[start] if spec.scan else cols[start:]
+    if not deeper:
+        pass
+    elif spec.scan:
+        n = len(deeper)
+        det0 = _geometric_det(net, geometry) if start == 0 else None
+        fans = (
+            jnp.asarray([float(net.fan_in(d))] + [width] * (n - 1))
+            if start == 0
+            else jnp.full(n, width)
+        )
+        firsts = jnp.arange(n) == 0
+
+        def body(st, r, c, fan, is_first, terms_r):
+            det = None
+            if det0 is not None and deeper[0].method in ("closed", "relu"):
+                s12, s11, s22, _ = _dense(net, st, fan)
+                entries = s11 * s22 - s12 * s12
+                keys = set(entries.coeffs) | set(det0.coeffs)
+                zero = 0.0
+                det = Jet(
+                    {
+                        m: jnp.where(
+                            is_first, det0.coeffs.get(m, zero), entries.coeffs.get(m, zero)
+                        )
+                        for m in keys
+                    },
+                    support,
+                )
+            return _hidden(net, st, deeper[0], r, c, fan, det, terms_r)
+
+        state = _scan_layers(body, state, data_r, data_c, fans, firsts, n)
+    else:
+        for k, layer in enumerate(deeper):
+            fan = float(net.fan_in(d)) if start + k == 0 else width
+            det = _geometric_det(net, geometry) if start + k == 0 else None
+            r = None if data_r is None else data_r[k]
+            c = None if data_c is None else data_c[k]
+            state = _hidden(net, state, layer, _strip(r), _strip(c), fan, det, None)
+    s12, _, _, ntk = _dense(net, state, width)
+    return s12, ntk
+
+
+def _strip(data):
+    """``(coefficients, a)`` of a layer's per-point data (dropping the term counts)."""
+    return None if data is None else (data[0], data[1])
+
+
+def _scan_layers(body: Callable, state, rows, cols, fans, firsts, length: int):
+    """``body`` for every scanned hidden layer as one ``lax.scan`` (compile time independent of
+    depth).
+
+    A scan carry keeps its keys and shapes: every coefficient is broadcast to the layout of a
+    full layer's output and each step's output is padded to it (missing keys are zero). The
+    per-layer data -- Mehler coefficients and term counts, the fan-in, a first-layer flag -- are
+    the scanned inputs.
+    """
+    support = state[0].support
+    n1 = jnp.shape(state[1].value)[0] if jnp.ndim(state[1].value) else jnp.shape(state[0].value)[0]
+    n2 = (
+        jnp.shape(state[2].value)[-1] if jnp.ndim(state[2].value) else jnp.shape(state[0].value)[-1]
+    )
+    rows_only = sorted(m for m in support if not any(split(m)[1]))
+    cols_only = sorted(m for m in support if not any(split(m)[0]))
+    full = sorted(support)
+    # a hidden layer's output: e12 and Θ·E' on all keys, e11 (e22) on the keys of x (x') alone
+    layout = [(full, (n1, n2)), (rows_only, (n1, 1)), (cols_only, (1, n2)), (full, (n1, n2))]
+
+    def pack(jets) -> list[dict]:
+        out = []
+        for jet, (keys, shape) in zip(jets, layout, strict=True):
+            zero = jnp.zeros((), jnp.float64)
+            out.append(
+                {m: jnp.broadcast_to(jnp.asarray(jet.coeffs.get(m, zero)), shape) for m in keys}
+            )
+        return out
+
+    def step(carry, data):
+        r, c, fan, first = data
+        terms = None if r is None else r[2]
+        out = body(tuple(Jet(cf, support) for cf in carry), _strip(r), _strip(c), fan, first, terms)
+        return pack(out), None
+
+    carry, _ = jax.lax.scan(step, pack(state), (rows, cols, fans, firsts), length=length)
+    return tuple(Jet(c, support) for c in carry)
+
+
+@functools.lru_cache(maxsize=256)
+def block_function(net, spec: BlockSpec, terms_t: tuple, terms_s: tuple, jit: bool) -> Callable:
+    """Compiled ``(x1, x2, a_vals, b_vals, rows, cols) -> T_x S_x' K`` on one block.
+
+    ``terms_t`` / ``terms_s``: the operators' ``(function, multi-index)`` keys (the read-out;
+    the kernel of several outputs is ``Θ ⊗ I``, so only equal functions pair up); ``a_vals``,
+    ``b_vals``: their coefficient values at the block's points.
+    """
+
+    def block(x1, x2, a_vals, b_vals, rows, cols):
+        nngp, ntk = _recursion(net, spec, x1, x2, rows, cols)
+        jet = ntk if spec.get == "ntk" else nngp
+        out = jnp.zeros((x1.shape[0], x2.shape[0]))
+        for ia, (fa, alpha) in enumerate(terms_t):
+            for ib, (fb, beta) in enumerate(terms_s):
+                if fa != fb:
+                    continue
+                coeff = jet.coeffs.get(tuple(alpha) + tuple(beta))
+                if coeff is None:
+                    continue
+                w = factorial(alpha) * factorial(beta)
+                out = out + (a_vals[ia][:, None] * b_vals[ib][None, :] * w) * coeff
+        return out
+
+    return jax.jit(block) if jit else block
+
+
+# ----------------------------------------------------------------------------------------------
+# planning
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class PointData:
+    """Per-point, per-layer data of one point set: ``layers[l] = (coefficients, a)`` or ``None``."""
+
+    layers: list
+    variances: np.ndarray
+
+
+def _record_pairs(net, support, dim: int, first_inside: bool) -> list[tuple[set, set]]:
+    """Which Price pairs each hidden layer asks for (a dry run on the jets' keys)."""
+    return _record_pairs_cached(
+        net.depth, net.act, net.parameterization, support, dim, first_inside
+    )
+
+
+@functools.lru_cache(maxsize=128)
+def _record_pairs_cached(depth, act, parameterization, support, dim, first_inside):
+    from types import SimpleNamespace
+
+    fake = SimpleNamespace(W_std=1.0, b_std=1.0, parameterization=parameterization, act=act)
+    records: list[tuple[set, set]] = []
+
+    class Recording:
+        def __init__(self):
+            self.full, self.diag = set(), set()
+
+        def t_full(self, pairs):
+            self.full.update(pairs)
+            return {p: 0.0 for p in pairs}
+
+        def t_diag(self, pairs):
+            self.diag.update(pairs)
+            return {p: 0.0 for p in pairs}
+
+    zero = (0,) * (2 * dim)
+    x_keys = sorted({m for m in support if all(v == 0 for v in split(m)[1])})
+    y_keys = sorted({m for m in support if all(v == 0 for v in split(m)[0])})
+    e12 = Jet({m: 0.0 for m in support}, support)
+    e11 = Jet({m: 0.0 for m in x_keys}, support)
+    e22 = Jet({m: 0.0 for m in y_keys}, support)
+    del zero
+    state = (e12, e11, e22, None)
+    for layer in range(depth):
+        rec = Recording()
+        if layer == 0 and first_inside:
+            records.append((set(), set()))
+            state = (e12, e11, e22, e12)
+            continue
+        s12, s11, s22, ntk = _dense(fake, state, 1.0)
+        n12, dot = act.dual(s11, s12, s22, rec.t_full)
+        n11 = act.dual(s11, s11, s11, rec.t_diag)[0]
+        n22 = act.dual(s22, s22, s22, rec.t_diag)[0]
+        records.append((rec.full, rec.diag))
+        state = (n12, n11, n22, ntk * dot)
+    return records
+
+
+def plan(net, x1: np.ndarray, x2: np.ndarray, support, get: str, order: int):
+    """Methods per layer and per-point data for the two point sets (see module docstring)."""
+    act = net.act
+    dim = x1.shape[1]
+    v1, v2 = layer_variances(net, x1), layer_variances(net, x2)
+    a1, a2 = np.sqrt(np.maximum(v1, 0.0)), np.sqrt(np.maximum(v2, 0.0))
+    first_inside = (
+        order >= 1 and net.embedding is None and max(v1[0].max(), v2[0].max()) > CHAIN_VARIANCE
+    )
+    kind = act.kind
+    needs_pairs = kind in ("relu", "numeric")
+    records = _record_pairs(net, support, dim, first_inside) if needs_pairs else None
+    layers, data1, data2 = [], [], []
+    for l in range(net.depth):
+        a_max, b_max = float(a1[l].max()), float(a2[l].max())
+        bounds = (a_max, b_max, max(a_max, b_max))
+        if l == 0 and first_inside:
+            layers.append(LayerSpec("inside", bounds=bounds))
+            data1.append(None)
+            data2.append(None)
+            continue
+        if kind in ("closed", "relu"):
+            layers.append(LayerSpec(kind))
+            data1.append(None)
+            data2.append(None)
+            continue
+        full, diag = records[l]
+        orders = sorted({p for pair in full | diag for p in pair})
+        top = max(a_max, b_max)
+        stack = act.stack(max(orders), "numpy")
+        need = _hermite.terms_needed(stack, top, orders, act.strip)
+        if need is None:
+            layers.append(LayerSpec("quadrature", bounds=bounds))
+            data1.append(None)
+            data2.append(None)
+            continue
+        terms = {p: _hermite._round_up(max(need[p], 1)) for p in orders}
+        par = _hermite.derivative_parity(stack, orders)
+        h1 = _hermite.hermite_coefficients(
+            stack, a1[l], orders, act.strip, terms=terms, a_max=top, parity=par
+        )
+        h2 = (
+            h1
+            if x2 is x1
+            else _hermite.hermite_coefficients(
+                stack, a2[l], orders, act.strip, terms=terms, a_max=top, parity=par
+            )
+        )
+        parity = tuple(p1 if p1 == p2 else -1 for p1, p2 in zip(h1.parity, h2.parity, strict=True))
+        layers.append(
+            LayerSpec("mehler", tuple(orders), tuple(terms[p] for p in orders), parity, bounds)
+        )
+        data1.append((h1.coefficients, a1[l]))
+        data2.append((h2.coefficients, a2[l]))
+    # The scanned layers (all of them, or 2..L after an "inside" first layer) share one body
+    # when their methods agree; Mehler layers then share a padded layout with traced term
+    # counts per layer.
+    first_scanned = 1 if first_inside else 0
+    scanned = layers[first_scanned:]
+    scan = len(scanned) >= 2 and len({L.method for L in scanned}) == 1
+    if scan and scanned[0].method == "mehler":
+        orders = tuple(sorted(set().union(*(L.orders for L in scanned))))
+        K = {p: max(L.terms[L.orders.index(p)] for L in scanned if p in L.orders) for p in orders}
+        par = []
+        for p in orders:
+            seen = {L.parity[L.orders.index(p)] for L in scanned if p in L.orders}
+            par.append(seen.pop() if len(seen) == 1 else -1)
+        bounds = tuple(max(L.bounds[i] for L in scanned) for i in range(3))
+        merged = LayerSpec("mehler", orders, tuple(K[p] for p in orders), tuple(par), bounds)
+        width = max(K.values())
+        for data in (data1, data2):
+            for k in range(first_scanned, len(data)):
+                coef, a = data[k]
+                L = layers[k]
+                padded = np.zeros((len(orders), coef.shape[1], width))
+                for i, p in enumerate(L.orders):
+                    padded[orders.index(p), :, : coef.shape[2]] = coef[i]
+                counts = np.array(
+                    [L.terms[L.orders.index(p)] if p in L.orders else 0 for p in orders]
+                )
+                data[k] = (padded, a, counts)
+        layers = layers[:first_scanned] + [merged] * len(scanned)
+    elif scan and scanned[0].method == "quadrature":
+        bounds = tuple(max(L.bounds[i] for L in scanned) for i in range(3))
+        layers = layers[:first_scanned] + [LayerSpec("quadrature", bounds=bounds)] * len(scanned)
+    spec = BlockSpec(frozenset(support), dim, tuple(layers), get, scan)
+    return spec, PointData(data1, v1), PointData(data2, v2)
+
+
+def _take(data: PointData, idx: np.ndarray, spec: BlockSpec):
+    """Per-point data of the points ``idx``, laid out for the block function: a list with one
+    entry per unrolled layer, or ``[first, stacked]`` / ``[stacked]`` when layers are scanned."""
+
+    def one(layer):
+        if layer is None:
+            return None
+        out = (jnp.asarray(layer[0][:, idx]), jnp.asarray(layer[1][idx]))
+        if len(layer) == 3:
+            out = (*out, jnp.asarray(layer[2]))
+        return out
+
+    def stacked(layers):
+        if layers[0] is None:
+            return None
+        return (
+            jnp.asarray(np.stack([r[0][:, idx] for r in layers])),
+            jnp.asarray(np.stack([r[1][idx] for r in layers])),
+            jnp.asarray(np.stack([r[2] for r in layers])),
+        )
+
+    inside = spec.layers[0].method == "inside"
+    if spec.scan:
+        if inside:
+            return [one(data.layers[0]), stacked(data.layers[1:])]
+        return [stacked(data.layers)]
+    return [one(layer) for layer in data.layers]
+
+
+# ----------------------------------------------------------------------------------------------
+# the blocked driver
+# ----------------------------------------------------------------------------------------------
+def kernel_blocks(
+    net,
+    x1: np.ndarray,
+    x2: np.ndarray,
+    terms_t: tuple,
+    terms_s: tuple,
+    a_vals: list,
+    b_vals: list,
+    support,
+    *,
+    get: str,
+    symmetric: bool,
+    block_size: int,
+    jit: bool,
+    order: int,
+    progress=None,
+) -> np.ndarray:
+    """The whole ``(n₁, n₂)`` matrix, block by block (upper block triangle if symmetric)."""
+    spec, data1, data2 = plan(net, x1, x1 if symmetric else x2, support, get, order)
+    if symmetric:
+        data2 = data1
+    fn = block_function(net, spec, terms_t, terms_s, jit)
+    n1, n2 = x1.shape[0], x2.shape[0]
+
+    def blocks(n):
+        return [(s, min(s + block_size, n)) for s in range(0, n, block_size)]
+
+    def pad(x, coeffs, data, start, stop):
+        idx = np.minimum(np.arange(start, start + block_size), stop - 1)
+        return x[idx], [np.asarray(c)[idx] for c in coeffs], _take(data, idx, spec)
+
+    single = n1 <= block_size and n2 <= block_size
+    if single:
+        idx1, idx2 = np.arange(n1), np.arange(n2)
+        K = fn(
+            x1,
+            x2,
+            [np.asarray(c) for c in a_vals],
+            [np.asarray(c) for c in b_vals],
+            _take(data1, idx1, spec),
+            _take(data2, idx2, spec),
+        )
+        K = np.asarray(K)
+        return 0.5 * (K + K.T) if symmetric else K
+    rows = [(s, e, *pad(x1, a_vals, data1, s, e)) for s, e in blocks(n1)]
+    cols = rows if symmetric else [(s, e, *pad(x2, b_vals, data2, s, e)) for s, e in blocks(n2)]
+    out = np.empty((n1, n2))
+    todo = [(i, j) for i in range(len(rows)) for j in range(i if symmetric else 0, len(cols))]
+    for count, (bi, bj) in enumerate(todo, start=1):
+        i0, i1, xb1, ab, rb = rows[bi]
+        j0, j1, xb2, bb, cb = cols[bj]
+        blk = np.asarray(fn(xb1, xb2, ab, bb, rb, cb))[: i1 - i0, : j1 - j0]
+        if symmetric and bi == bj:
+            blk = 0.5 * (blk + blk.T)
+        out[i0:i1, j0:j1] = blk
+        if symmetric and bi != bj:
+            out[j0:j1, i0:i1] = blk.T
+        if progress is not None:
+            progress(count, len(todo))
+    return out

@@ -1,0 +1,127 @@
+"""The first hidden layer with the input derivatives moved inside the Gaussian expectation.
+
+For a fully-connected first layer, ``u = w̃ · x̃`` with ``w̃ ~ N(0, I_{d+1})`` and
+``x̃ = (σ_w x/√d, σ_b)``, so ``∂_x^α φ(u) = c^{|α|} w^α φ^{(|α|)}(u)`` (``c = σ_w/√d``) and
+
+.. math::
+    ∂_x^α ∂_{x'}^β\\, E[φ(u) φ(v)] = c^{|α|+|β|}\\, E\\big[w^{α+β}\\, φ^{(|α|)}(u)\\, φ^{(|β|)}(v)\\big].
+
+Computed this way, each Taylor coefficient of the layer's output is one Gaussian integral of
+a product -- nothing cancels. The chain rule through the covariance entries (Price's theorem)
+gives the same numbers as sums of terms that grow like ``|x|^{|α|+|β|}`` while the result decays,
+and loses every digit for inputs of size 30 and more (DESIGN.md fact 9, measured for erf).
+
+The weights are split along the plane of ``x̃, x̃'``: ``w̃ = z₁ e₁ + z₂ e₂ + ξ`` with
+``u = a z₁``, ``v = b(ρ z₁ + s z₂)`` and ``ξ ~ N(0, I - e₁e₁ᵀ - e₂e₂ᵀ)`` independent of them.
+Isserlis' theorem integrates the monomials of ``ξ`` exactly (:func:`weight_polynomial`), which
+leaves the 2-D integrals of :mod:`ntk_theory._gauss2d`. ``s = √(1-ρ²)`` comes from the wedge
+``|x̃ ∧ (x̃' - x̃)|``, which does not cancel near the diagonal.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import sympy as sp
+
+__all__ = ["plane", "weight_polynomial"]
+
+MultiIndex = tuple[int, ...]
+
+
+@functools.cache
+def _isserlis(indices: tuple[int, ...]) -> sp.Expr:
+    """``E[ξ_{i₁} ⋯ ξ_{i_n}]`` for ``ξ ~ N(0, C)``, symbolic in ``C_kl`` (Isserlis 1918)."""
+    if not indices:
+        return sp.Integer(1)
+    if len(indices) % 2:
+        return sp.Integer(0)
+    first, rest = indices[0], indices[1:]
+    total = sp.Integer(0)
+    for j, other in enumerate(rest):
+        k, l = sorted((first, other))
+        total += sp.Symbol(f"C_{k}_{l}") * _isserlis(rest[:j] + rest[j + 1 :])
+    return sp.expand(total)
+
+
+@functools.cache
+def weight_polynomial(gamma: MultiIndex) -> tuple[tuple[tuple[int, int], ...], object]:
+    """``E_ξ[Π_k (A_k z₁ + B_k z₂ + ξ_k)^{γ_k}] = Σ_{m,n} P_{mn}(A, B, C) z₁^m z₂^n``.
+
+    Returns ``(monomials, fn)`` where ``fn(A, B, C)`` (arrays ``A[k], B[k]``, ``C[k][l]``)
+    returns the coefficients ``P_{mn}`` in the order of ``monomials`` ``((m, n), ...)``.
+    """
+    d = len(gamma)
+    z1, z2 = sp.symbols("z1 z2")
+    A = sp.symbols(f"A_0:{d}")
+    B = sp.symbols(f"B_0:{d}")
+    xi = sp.symbols(f"xi_0:{d}")
+    prod = sp.Integer(1)
+    for k, g in enumerate(gamma):
+        prod *= (A[k] * z1 + B[k] * z2 + xi[k]) ** g
+    poly = sp.Poly(sp.expand(prod), *xi)
+    total = sp.Integer(0)
+    for monom, coeff in poly.terms():
+        idx = tuple(k for k, e in enumerate(monom) for _ in range(e))
+        total += coeff * _isserlis(idx)
+    total = sp.Poly(sp.expand(total), z1, z2)
+    monomials = tuple(sorted(total.monoms()))
+    coeffs = dict(zip(total.monoms(), total.coeffs(), strict=True))
+    c_syms = [sp.Symbol(f"C_{k}_{l}") for k in range(d) for l in range(k, d)]
+    fn = sp.lambdify((A, B, c_syms), [coeffs[m] for m in monomials], modules="jax", cse=True)
+
+    def evaluate(Av, Bv, Cv):
+        cs = [Cv[k][l] for k in range(d) for l in range(k, d)]
+        return [jnp.asarray(v) for v in fn(list(Av), list(Bv), cs)]
+
+    return monomials, evaluate
+
+
+def plane(xt1: jax.Array, xt2: jax.Array):
+    """Geometry of every pair of augmented inputs ``x̃ = (σ_w x/√d, σ_b)``.
+
+    Args:
+        xt1: ``(n₁, D)``; xt2: ``(n₂, D)`` (``D = d + 1``).
+
+    Returns:
+        ``(a, b, rho, s, e1, e2)``: norms ``(n₁, 1)``, ``(1, n₂)``; correlations and
+        ``s = √(1-ρ²)`` ``(n₁, n₂)``; unit vectors ``e1 = x̃/|x̃|`` ``(n₁, 1, D)`` and ``e2``
+        ``(n₁, n₂, D)``, the unit vector of the plane orthogonal to ``e1`` with ``x̃'·e2 ≥ 0``.
+        Where the pair is parallel, ``e2`` is any unit vector orthogonal to ``e1`` (the
+        expectations do not depend on it there).
+    """
+    a = jnp.linalg.norm(xt1, axis=-1)[:, None]
+    b = jnp.linalg.norm(xt2, axis=-1)[None, :]
+    safe_a = jnp.where(a > 0, a, 1.0)
+    e1 = (xt1 / safe_a)[:, None, :]
+    proj = jnp.sum(e1 * xt2[None, :, :], axis=-1)  # x̃'·e1 = b ρ
+    # the orthogonal part from the difference x̃' - x̃, which does not cancel near the diagonal
+    delta = xt2[None, :, :] - xt1[:, None, :]
+    perp = delta - jnp.sum(delta * e1, axis=-1, keepdims=True) * e1
+    c = jnp.linalg.norm(perp, axis=-1)  # = b s
+    safe_b = jnp.where(b > 0, b, 1.0)
+    rho = jnp.where((a > 0) & (b > 0), proj / safe_b, 0.0)
+    s = jnp.where((a > 0) & (b > 0), c / safe_b, 1.0)
+    rho = jnp.clip(rho, -1.0, 1.0)
+    # fallback direction orthogonal to e1 where the pair is parallel: the axis least aligned
+    D = xt1.shape[-1]
+    axis = jnp.argmin(jnp.abs(e1), axis=-1)
+    fallback = jax.nn.one_hot(axis, D)
+    fallback = fallback - jnp.sum(fallback * e1, axis=-1, keepdims=True) * e1
+    fallback = fallback / jnp.linalg.norm(fallback, axis=-1, keepdims=True)
+    tiny = c <= 1e-300
+    e2 = jnp.where(tiny[..., None], fallback, perp / jnp.where(tiny, 1.0, c)[..., None])
+    return a, b, rho, s, e1, e2
+
+
+def multi_indices_below(gamma: MultiIndex) -> list[MultiIndex]:
+    return list(itertools.product(*(range(g + 1) for g in gamma)))
+
+
+def binomial(alpha: Sequence[int], gamma: Sequence[int]) -> int:
+    return math.prod(math.comb(a, g) for a, g in zip(alpha, gamma, strict=True))

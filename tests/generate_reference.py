@@ -1,0 +1,139 @@
+"""Generate tests/data/reference_*.json with the independent reference of tests/reference.py.
+
+These values take CPU hours (one to three seconds each in extended precision), so they are
+stored; the tests recompute a few of them live to show this script's output is current.
+
+    uv run python tests/generate_reference.py sweep      # one-hidden-layer scale sweep
+    uv run python tests/generate_reference.py depth2     # the two-layer case
+    uv run python tests/generate_reference.py poisson    # tanh K_rr of 1-D Poisson, 100 points
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+import reference as R
+
+DATA = Path(__file__).parent / "data"
+
+ACTIVATIONS = (
+    "erf",
+    "tanh",
+    "sin",
+    "gelu",
+    "relu",
+    "relu2",
+    "relu3",
+    "relu4",
+    "sigmoid",
+    "silu",
+    "softplus",
+)
+#: the derivative orders each activation supports per side (ReLU^k: Price pairs up to order k)
+MAX_ORDER = {"relu": 0, "relu2": 0, "relu3": 0, "relu4": 1}
+SCALES = (0.01, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
+ORDERS_1D = (0, 1, 2, 4)
+MULTI_2D = (
+    ((0, 0), (0, 0)),
+    ((1, 0), (0, 1)),
+    ((2, 0), (2, 0)),
+    ((0, 2), (2, 0)),
+    ((1, 1), (1, 1)),
+)
+SETTINGS = ((1.0, 1.0), (1.4, 0.3))
+
+
+def sweep_cases():
+    for name in ACTIVATIONS:
+        top = MAX_ORDER.get(name, 4)
+        for ws, bs in SETTINGS:
+            for scale in SCALES:
+                x = np.array([scale])
+                for k in ORDERS_1D:
+                    if k > top or (name not in ("tanh", "erf") and k == 4 and scale > 3):
+                        continue
+                    for y in (x, x * 1.1, -x * 0.7):
+                        yield name, ws, bs, x, y, (k,), (k,)
+                x2 = scale * np.array([0.6, -0.8])
+                y2 = scale * np.array([0.8, 0.6]) * 1.05
+                for alpha, beta in MULTI_2D:
+                    if max(sum(alpha), sum(beta)) > top:
+                        continue
+                    for y in (x2, y2, x2 * 1.02 + scale * np.array([0.01, 0.0])):
+                        yield name, ws, bs, x2, y, alpha, beta
+
+
+def run_sweep(shard: int, shards: int) -> None:
+    out = []
+    t0 = time.time()
+    for n, (name, ws, bs, x, y, alpha, beta) in enumerate(sweep_cases()):
+        if n % shards != shard:
+            continue
+        value = R.one_layer(name, ws, bs, x, y, alpha, beta)
+        out.append(
+            {
+                "activation": name,
+                "W_std": ws,
+                "b_std": bs,
+                "x": x.tolist(),
+                "y": y.tolist(),
+                "alpha": list(alpha),
+                "beta": list(beta),
+                "value": repr(value),
+            }
+        )
+        if len(out) % 20 == 0:
+            print(f"shard {shard}: {len(out)} values, {time.time() - t0:.0f} s", flush=True)
+    path = DATA / f"reference_sweep_{shard}.json"
+    path.write_text(json.dumps(out, indent=0))
+
+
+def run_depth2() -> None:
+    out = []
+    for x, y in ((0.3, 0.3), (0.3, 0.75), (1.2, 1.25)):
+        for k in (0, 1, 2):
+            value = R.two_layer("tanh", 1.0, 1.0, x, y, k)
+            out.append(
+                {
+                    "activation": "tanh",
+                    "W_std": 1.0,
+                    "b_std": 1.0,
+                    "x": x,
+                    "y": y,
+                    "k": k,
+                    "value": repr(value),
+                }
+            )
+            print(out[-1], flush=True)
+    (DATA / "reference_depth2.json").write_text(json.dumps(out, indent=0))
+
+
+def run_poisson(shard: int, shards: int) -> None:
+    """K_rr = ∂²_x ∂²_y Θ of one hidden tanh layer (σ_w = σ_b = 1) on 100 points of [0, 1]."""
+    xs = np.linspace(0.0, 1.0, 100)
+    out = []
+    t0 = time.time()
+    pairs = [(i, j) for i in range(100) for j in range(i, 100)]
+    for n, (i, j) in enumerate(pairs):
+        if n % shards != shard:
+            continue
+        value = R.one_layer("tanh", 1.0, 1.0, [xs[i]], [xs[j]], (2,), (2,))
+        out.append([i, j, repr(value)])
+        if len(out) % 100 == 0:
+            print(
+                f"poisson shard {shard}: {len(out)} entries, {time.time() - t0:.0f} s", flush=True
+            )
+    (DATA / f"reference_poisson_{shard}.json").write_text(json.dumps(out))
+
+
+if __name__ == "__main__":
+    DATA.mkdir(exist_ok=True)
+    what = sys.argv[1]
+    shard, shards = (int(sys.argv[2]), int(sys.argv[3])) if len(sys.argv) > 3 else (0, 1)
+    {"sweep": run_sweep, "poisson": run_poisson}.get(what, lambda *a: run_depth2())(shard, shards)
