@@ -12,12 +12,6 @@ from ._precision import Float64Error as Float64Error
 from .activations import ACTIVATIONS as ACTIVATIONS
 from .activations import Activation as Activation
 from .activations import SmoothnessError as SmoothnessError
-from .compare import PINNProblem as PINNProblem
-from .compare import poisson_1d as poisson_1d
-from .compare import poisson_2d as poisson_2d
-from .compare import predicted_losses as predicted_losses
-from .compare import train_pinn as train_pinn
-from .compare import width_sweep as width_sweep
 from .domains import Quadrature as Quadrature
 from .domains import box as box
 from .domains import box_boundary as box_boundary
@@ -38,22 +32,40 @@ from .operators import laplacian as laplacian
 from .operators import neumann as neumann
 from .operators import robin as robin
 from .pinn import PINNKernel as PINNKernel
+from .pinn import PINNProblem as PINNProblem
 from .pinn import pinn_kernel as pinn_kernel
+from .problems import poisson_1d as poisson_1d
+from .problems import poisson_2d as poisson_2d
+from .problems import wave_1d as wave_1d
+from .spectra import DecayFit as DecayFit
+from .spectra import ExtrapolatedEigenvalues as ExtrapolatedEigenvalues
 from .spectra import Spectrum as Spectrum
 from .spectra import compare_decay as compare_decay
 from .spectra import fit_decay as fit_decay
 from .spectra import richardson_eigenvalues as richardson_eigenvalues
 from .spectra import spectrum as spectrum
 from .spectra import trace_weights as trace_weights
+from .spherical import SphereSpectrum as SphereSpectrum
 from .spherical import sphere_spectrum as sphere_spectrum
+from .sweeps import SweepFileError as SweepFileError
+from .sweeps import SweepResult as SweepResult
+from .sweeps import width_sweep as width_sweep
+from .training import LossPrediction as LossPrediction
+from .training import TrainingRecord as TrainingRecord
+from .training import predicted_losses as predicted_losses
+from .training import stable_learning_rate as stable_learning_rate
+from .training import train_pinn as train_pinn
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "ACTIVATIONS",
     "MLP",
     "Activation",
+    "DecayFit",
+    "ExtrapolatedEigenvalues",
     "Float64Error",
+    "LossPrediction",
     "Operator",
     "OperatorError",
     "PINNKernel",
@@ -61,6 +73,10 @@ __all__ = [
     "Quadrature",
     "SmoothnessError",
     "Spectrum",
+    "SphereSpectrum",
+    "SweepFileError",
+    "SweepResult",
+    "TrainingRecord",
     "box",
     "box_boundary",
     "compare_decay",
@@ -85,7 +101,9 @@ __all__ = [
     "spectrum",
     "sphere",
     "sphere_spectrum",
+    "stable_learning_rate",
     "trace_weights",
     "train_pinn",
+    "wave_1d",
     "width_sweep",
 ]

@@ -41,10 +41,14 @@ from ._jets import Jet, factorial, split
 
 __all__ = ["BlockSpec", "LayerSpec", "kernel_blocks", "layer_variances", "plan"]
 
-#: First-layer variance above which operator kernels move the input derivatives inside the
-#: expectation. Below it the chain rule through the covariance loses at most ~2 digits
-#: (tests/test_operator_kernels.py sweeps input scales against an independent reference).
+#: First-layer variance above which operator kernels of order 1 and 2 move the input derivatives
+#: inside the expectation. Below it the chain rule through the covariance loses at most ~2
+#: digits; at order >= 3 (per side) its cancellation costs up to ~5 digits already at variance 2
+#: (tanh, order 4: 5e-10), so those orders always take the first layer inside
+#: (tests/test_reference.py sweeps input scales against an independent reference).
 CHAIN_VARIANCE = 4.0
+#: Per-side derivative order from which the first layer always runs "inside".
+INSIDE_ORDER = 3
 
 
 # ----------------------------------------------------------------------------------------------
@@ -320,10 +324,8 @@ def _inside_first_layer(net, x1, x2, support, spec: LayerSpec):
 
     xt1, xt2 = augment(x1), augment(x2)
     a, b, rho, s, e1, e2 = plane(xt1, xt2)
-    eye = jnp.eye(d + 1)
-    cov = (
-        eye[None, None] - e1[..., :, None] * e1[..., None, :] - e2[..., :, None] * e2[..., None, :]
-    )
+    basis = jnp.stack(jnp.broadcast_arrays(e1, e2), axis=-1)  # (n₁, n₂, D, 2)
+    cov = complement_covariance(basis)
     A = [jnp.broadcast_to(e1[..., k], rho.shape) for k in range(d)]
     B = [e2[..., k] for k in range(d)]
     C = [[cov[..., k, l] for l in range(d)] for k in range(d)]
@@ -362,13 +364,29 @@ def _inside_first_layer(net, x1, x2, support, spec: LayerSpec):
     return e12, e11, e22, edot
 
 
+def complement_covariance(basis: jax.Array) -> jax.Array:
+    """``P_⊥ = I - B Bᵀ`` for orthonormal columns ``B`` (``(..., D, k)``), as ``F Fᵀ`` with ``F``
+    an orthonormal basis of the complement from a complete QR factorization.
+
+    ``I - B Bᵀ`` has absolute rounding errors of ``ε`` in every entry, which for large inputs
+    is ~1e-11 of the small entries that matter (the weight components orthogonal to the inputs
+    are ``O(σ_b/|x|)``); ``F Fᵀ`` is accurate relative to each entry (exactly 0 when ``k = D``).
+    """
+    D, k = basis.shape[-2], basis.shape[-1]
+    if k >= D:
+        return jnp.zeros((*basis.shape[:-1], D))
+    q, _ = jnp.linalg.qr(basis, mode="complete")
+    f = q[..., k:]
+    return f @ jnp.swapaxes(f, -1, -2)
+
+
 def _inside_diagonal(act, xt, support, c: float, side: int, a_max: float) -> Jet:
     """Per-point jet of ``E[φ(u)²]``: ``∂^α E[φ(u)²] = c^{|α|} Σ_γ C(α,γ) E[w^α φ^{(|γ|)} φ^{(|α-γ|)}]``."""
     n, D = xt.shape
     d = D - 1
     a = jnp.linalg.norm(xt, axis=-1)
     e1 = xt / jnp.where(a > 0, a, 1.0)[:, None]
-    cov = jnp.eye(D)[None] - e1[:, :, None] * e1[:, None, :]
+    cov = complement_covariance(e1[:, :, None])
     A = [e1[:, k] for k in range(d)]
     Bz = [jnp.zeros(n) for _ in range(d)]
     C = [[cov[:, k, l] for l in range(d)] for k in range(d)]
@@ -612,7 +630,9 @@ def plan(net, x1: np.ndarray, x2: np.ndarray, support, get: str, order: int):
     v1, v2 = layer_variances(net, x1), layer_variances(net, x2)
     a1, a2 = np.sqrt(np.maximum(v1, 0.0)), np.sqrt(np.maximum(v2, 0.0))
     first_inside = (
-        order >= 1 and net.embedding is None and max(v1[0].max(), v2[0].max()) > CHAIN_VARIANCE
+        order >= 1
+        and net.embedding is None
+        and (order >= INSIDE_ORDER or max(v1[0].max(), v2[0].max()) > CHAIN_VARIANCE)
     )
     kind = act.kind
     needs_pairs = kind in ("relu", "numeric")
@@ -749,12 +769,15 @@ def kernel_blocks(
         data2 = data1
     fn = block_function(net, spec, terms_t, terms_s, jit)
     n1, n2 = x1.shape[0], x2.shape[0]
+    # blocks no larger than the data (a kernel profile of one row is not padded to 256 rows)
+    b1 = min(block_size, n1)
+    b2 = b1 if symmetric else min(block_size, n2)
 
-    def blocks(n):
-        return [(s, min(s + block_size, n)) for s in range(0, n, block_size)]
+    def blocks(n, b):
+        return [(s, min(s + b, n)) for s in range(0, n, b)]
 
-    def pad(x, coeffs, data, start, stop):
-        idx = np.minimum(np.arange(start, start + block_size), stop - 1)
+    def pad(x, coeffs, data, start, stop, b):
+        idx = np.minimum(np.arange(start, start + b), stop - 1)
         return x[idx], [np.asarray(c)[idx] for c in coeffs], _take(data, idx, spec)
 
     single = n1 <= block_size and n2 <= block_size
@@ -770,8 +793,12 @@ def kernel_blocks(
         )
         K = np.asarray(K)
         return 0.5 * (K + K.T) if symmetric else K
-    rows = [(s, e, *pad(x1, a_vals, data1, s, e)) for s, e in blocks(n1)]
-    cols = rows if symmetric else [(s, e, *pad(x2, b_vals, data2, s, e)) for s, e in blocks(n2)]
+    rows = [(s, e, *pad(x1, a_vals, data1, s, e, b1)) for s, e in blocks(n1, b1)]
+    cols = (
+        rows
+        if symmetric
+        else [(s, e, *pad(x2, b_vals, data2, s, e, b2)) for s, e in blocks(n2, b2)]
+    )
     out = np.empty((n1, n2))
     todo = [(i, j) for i in range(len(rows)) for j in range(i if symmetric else 0, len(cols))]
     for count, (bi, bj) in enumerate(todo, start=1):
@@ -786,3 +813,23 @@ def kernel_blocks(
         if progress is not None:
             progress(count, len(todo))
     return out
+
+
+def kernel_jet(
+    net, x1: np.ndarray, x2: np.ndarray, support, *, get: str = "ntk", order: int | None = None
+):
+    """The Taylor jet of ``Θ`` (or ``Σ``) on ``x1 × x2`` as ``{(α, β): ∂^α ∂^β K / (α! β!)}``.
+
+    For tests and diagnostics: one evaluation gives every mixed partial in ``support``. ``order``
+    (default: the support's largest one-sided degree) selects the first-layer method like an
+    operator of that order would.
+    """
+    x1, x2 = np.asarray(x1, dtype=float), np.asarray(x2, dtype=float)
+    if order is None:
+        order = max(max(sum(split(m)[0]), sum(split(m)[1])) for m in support)
+    spec, d1, d2 = plan(net, x1, x2, support, get, order)
+    fn = jax.jit(
+        lambda a, b, r, c: _recursion(net, spec, a, b, r, c)[0 if get == "nngp" else 1].coeffs
+    )
+    coeffs = fn(x1, x2, _take(d1, np.arange(len(x1)), spec), _take(d2, np.arange(len(x2)), spec))
+    return {m: np.broadcast_to(np.asarray(c), (len(x1), len(x2))) for m, c in coeffs.items()}, spec

@@ -138,7 +138,7 @@ class _Builder:
             return self.call(node, depth)
         kind = type(node).__name__
         hints = {
-            "Attribute": "attributes (a.b) are not allowed",
+            "Attribute": "attributes (a.b) are not allowed (derivatives are written u_xx, not u.xx)",
             "Subscript": "indexing (a[...]) is not allowed",
             "Compare": "comparisons are not allowed",
             "BoolOp": "and/or are not allowed",

@@ -1,11 +1,14 @@
 """The ``ntk-theory`` command line.
 
-* ``ntk-theory figures [--out DIR] [--quick] [--only NAME ...] [--jobs N]`` regenerates the
-  figures of ``paper_figures/`` (PNG, PDF and the JSON numbers behind each);
+* ``ntk-theory figures [--out DIR] [--quick] [--only NAME ...] [--jobs N] [--force]`` regenerates
+  the figures of ``paper_figures/`` (PNG, PDF and the JSON numbers behind each), skipping those
+  whose files are complete and newer than their sources;
 * ``ntk-theory spectrum`` computes the spectrum of ``T_x T_x' Θ`` for a network, operator and
   domain given on the command line;
 * ``ntk-theory compare`` runs a width sweep: empirical against infinite-width (operator) NTK;
 * ``ntk-theory demo`` prints a kernel, an operator kernel and their spectra.
+
+Errors are one line (``error: ...``) with exit status 2; ``--debug`` shows the traceback.
 """
 
 from __future__ import annotations
@@ -19,12 +22,18 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _figure_runner, domains
-from .activations import ACTIVATIONS
+from . import domains
+from ._precision import Float64Error
+from .activations import ACTIVATIONS, SmoothnessError
 from .networks import MLP
 from .operator_kernels import operator_kernel
 from .operators import Operator, OperatorError
 from .spectra import compare_decay, format_table, spectrum
+from .sweeps import SweepFileError
+
+
+class CLIError(Exception):
+    """A problem with the command line itself (reported as one line)."""
 
 
 def _domain(name: str, n: int):
@@ -34,39 +43,52 @@ def _domain(name: str, n: int):
         return domains.box((0.0, 0.0), (1.0, 1.0), n), ("x", "y")
     if name == "sphere":
         return domains.sphere(3, n), ("x", "y", "z")
-    raise SystemExit(f"Unknown domain {name!r}; use interval, square or sphere.")
+    raise CLIError(f"unknown domain {name!r}; use interval, square or sphere.")
 
 
-def _parse_operator(text: str, coords) -> Operator | None:
+def _parse_operator(text: str, coords) -> Operator:
     try:
         return Operator.parse(text, coords)
     except OperatorError as err:
-        print(
-            f"error: {err}\n(the {len(coords)}-D domain's coordinates are {', '.join(coords)}; "
-            f"e.g. --operator 'u_{coords[0]}{coords[0]}')",
-            file=sys.stderr,
-        )
+        raise CLIError(
+            f"{err} (the domain's coordinates are {', '.join(coords)}; e.g. --operator "
+            f"'u_{coords[0]}{coords[0]}')"
+        ) from None
+
+
+def _writable_file(path: str | None, what: str) -> Path | None:
+    """Check an output path before any computing: its folder exists and it is not a folder."""
+    if path is None:
         return None
+    p = Path(path)
+    if p.is_dir():
+        raise CLIError(f"{what} {path!r} is a folder; give a file name.")
+    if not p.parent.exists():
+        raise CLIError(f"{what} {path!r}: the folder {str(p.parent)!r} does not exist.")
+    return p
+
+
+def _network(args) -> MLP:
+    return MLP(args.depth, args.activation, W_std=args.W_std, b_std=args.b_std)
 
 
 def _spectrum_cmd(args) -> int:
-    net = MLP(args.depth, args.activation, W_std=args.W_std, b_std=args.b_std)
+    plot = _writable_file(args.plot, "--plot")
+    net = _network(args)
     q, coords = _domain(args.domain, args.n)
     T = _parse_operator(args.operator, coords)
-    if T is None:
-        return 2
     K = np.asarray(operator_kernel(net, T, q.points))
     s = spectrum(K, q.weights)
     print(f"{net}\noperator {T}\ndomain {q.name}\n")
     print("top eigenvalues:", " ".join(f"{v:.4e}" for v in s.eigenvalues[: args.top]))
     print(s.summary())
-    if args.plot:
-        _plot_spectrum(s, f"{net}, T = {T}, {q.name}", args.plot)
-        print(f"plot written to {args.plot}")
+    if plot:
+        _plot_spectrum(s, f"{net}, T = {T}, {q.name}", plot)
+        print(f"plot written to {plot}")
     return 0
 
 
-def _plot_spectrum(s, title: str, path: str) -> None:
+def _plot_spectrum(s, title: str, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -81,24 +103,19 @@ def _plot_spectrum(s, title: str, path: str) -> None:
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path)
+    plt.close(fig)
 
 
 def _compare_cmd(args) -> int:
-    from .compare import width_sweep
+    from .sweeps import width_sweep
 
-    net = MLP(args.depth, args.activation, W_std=args.W_std, b_std=args.b_std)
+    out = _writable_file(args.out, "--out")
+    net = _network(args)
     q, coords = _domain(args.domain, args.n)
-    T = None
-    if args.operator != "u":
-        T = _parse_operator(args.operator, coords)
-        if T is None:
-            return 2
-    if any(w < 1 for w in args.widths):
-        print("error: widths must be positive integers, e.g. --widths 64 256 1024", file=sys.stderr)
-        return 2
+    T = None if args.operator == "u" else _parse_operator(args.operator, coords)
     print(f"{net}, kernel {'Θ' if T is None else f'T_x T_x′ Θ with T = {T}'}, {q.name}")
     res = width_sweep(
-        net, q.points, args.widths, range(args.seeds), operator=T, weights=q.weights, out=args.out
+        net, q.points, args.widths, range(args.seeds), operator=T, weights=q.weights, out=out
     )
     print(res.table())
     return 0
@@ -107,32 +124,40 @@ def _compare_cmd(args) -> int:
 def _figures_cmd(args) -> int:
     try:
         package = importlib.import_module("paper_figures")
+        runner = importlib.import_module("paper_figures._runner")
     except ImportError:
-        print(
-            "error: the paper_figures package is not importable; run from a clone of the "
-            "repository with `uv run ntk-theory figures`.",
-            file=sys.stderr,
-        )
-        return 2
+        raise CLIError(
+            "the paper_figures package is not importable; run from a clone of the repository "
+            "with `uv run ntk-theory figures`."
+        ) from None
     figures = package.FIGURES
     names = list(figures)
     if args.only:
         unknown = [n for n in args.only if n not in figures]
         if unknown:
-            print(
-                f"error: unknown figure(s) {', '.join(unknown)}; choose from: {', '.join(figures)}",
-                file=sys.stderr,
+            raise CLIError(
+                f"unknown figure(s) {', '.join(unknown)}; choose from: {', '.join(figures)}"
             )
-            return 2
         names = [n for n in figures if n in args.only]
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"--out {args.out!r} is a file; give a folder.")
+    if not args.force:
+        current = [n for n in names if runner.up_to_date(n, out, args.quick)]
+        for n in current:
+            print(f"{n}: up to date in {out}/ (use --force to redo)", file=sys.stderr)
+        names = [n for n in names if n not in current]
+        if not names:
+            return 0
     jobs = args.jobs or min(_DEFAULT_JOBS, os.cpu_count() or 1, len(names))
     jobs = min(jobs, len(names))
     if not args.no_cache:
-        _figure_runner.use_compilation_cache(args.cache_dir)
+        runner.use_compilation_cache(args.cache_dir)
     t_all = time.perf_counter()
+    results = []
 
     def report(i: int, result) -> None:
+        results.append(result)
         if result.error is not None:
             print(result.error, file=sys.stderr)
             print(f"[{i}/{len(names)}] {result.name} FAILED", file=sys.stderr, flush=True)
@@ -144,13 +169,22 @@ def _figures_cmd(args) -> int:
                 flush=True,
             )
 
-    if jobs == 1:
-        results = _figure_runner.run_serial(names, out, args.quick, report)
-    else:
-        # Slowest first, so that the workers finish together.
-        names = sorted(names, key=lambda n: -package.COST.get(n, (0, 0))[args.quick])
-        print(f"running {len(names)} figures in {jobs} worker processes", file=sys.stderr)
-        results = _figure_runner.run_parallel(names, out, args.quick, jobs, report)
+    try:
+        if jobs == 1:
+            runner.run_serial(names, out, args.quick, report)
+        else:
+            # Slowest first, so that the workers finish together.
+            names = sorted(names, key=lambda n: -package.COST.get(n, (0, 0))[args.quick])
+            print(f"running {len(names)} figures in {jobs} worker processes", file=sys.stderr)
+            runner.run_parallel(names, out, args.quick, jobs, report)
+    except KeyboardInterrupt:
+        done = [r.name for r in results if r.error is None]
+        print(
+            f"\ninterrupted: every worker stopped; finished: {', '.join(done) or 'none'} "
+            f"(in {out}/); rerun to do the rest (finished figures are skipped).",
+            file=sys.stderr,
+        )
+        return 130
     failed = [r.name for r in results if r.error is not None]
     total = time.perf_counter() - t_all
     print(
@@ -194,6 +228,16 @@ def _demo_cmd(args) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
 def _network_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--activation",
@@ -201,7 +245,7 @@ def _network_args(p: argparse.ArgumentParser) -> None:
         choices=list(ACTIVATIONS),
         help="activation of the hidden layers (default tanh)",
     )
-    p.add_argument("--depth", type=int, default=1, help="hidden layers (default 1)")
+    p.add_argument("--depth", type=_positive_int, default=1, help="hidden layers (default 1)")
     p.add_argument("--W-std", type=float, default=1.0, help="weight scale σ_w (default 1)")
     p.add_argument("--b-std", type=float, default=1.0, help="bias scale σ_b (default 1)")
     p.add_argument(
@@ -218,7 +262,7 @@ def _network_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ntk-theory",
         description="Infinite-width NTKs of physics-informed networks: kernels, operator "
@@ -226,12 +270,14 @@ def main(argv: list[str] | None = None) -> int:
         epilog="Start with `ntk-theory figures --quick` (about a minute) or "
         "`ntk-theory spectrum --operator u_xx`.",
     )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     fig = sub.add_parser(
         "figures",
         help="regenerate the paper figures (PNG + PDF + JSON numbers)",
         description="Run every paper_figures/fig_<name>.py; a failing figure is reported and "
-        "the others are still written.",
+        "the others are still written. Figures whose files are complete and newer than their "
+        "sources are skipped (--force redoes them); Ctrl-C stops every worker.",
     )
     fig.add_argument("--out", default="figures", help="output folder (default ./figures)")
     fig.add_argument(
@@ -242,9 +288,10 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         names = "see paper_figures/"
     fig.add_argument("--only", nargs="+", metavar="NAME", help=f"only these figures: {names}")
+    fig.add_argument("--force", action="store_true", help="redo figures that are up to date")
     fig.add_argument(
         "--jobs",
-        type=int,
+        type=_positive_int,
         metavar="N",
         help=f"worker processes (default: number of cores, at most {_DEFAULT_JOBS}); "
         "1 runs everything in this process",
@@ -261,36 +308,65 @@ def main(argv: list[str] | None = None) -> int:
         description="Integral-operator spectrum of the infinite-width operator NTK T_x T_x' Θ.",
     )
     _network_args(sp)
-    sp.add_argument("--n", type=int, default=64, help="nodes per dimension (samples on the sphere)")
-    sp.add_argument("--top", type=int, default=8, help="eigenvalues to print (default 8)")
+    sp.add_argument(
+        "--n", type=_positive_int, default=64, help="nodes per dimension (samples on the sphere)"
+    )
+    sp.add_argument("--top", type=_positive_int, default=8, help="eigenvalues to print (default 8)")
     sp.add_argument("--plot", metavar="FILE.png", help="also save a log-log plot of the spectrum")
     cmp_ = sub.add_parser(
         "compare",
         help="width sweep: empirical finite-width NTK against the infinite-width limit",
         description="Relative error and spectra of empirical (operator) NTKs over widths and "
-        "seeds; theory predicts error ∝ width^-1/2.",
+        "seeds; theory predicts error ∝ width^-1/2. --out keeps finished runs (a rerun resumes; "
+        "a file of another configuration is refused, never overwritten).",
     )
     _network_args(cmp_)
-    cmp_.add_argument("--n", type=int, default=24, help="points per dimension (default 24)")
     cmp_.add_argument(
-        "--widths", type=int, nargs="+", default=[64, 256, 1024], help="hidden widths"
+        "--n", type=_positive_int, default=24, help="points per dimension (default 24)"
     )
-    cmp_.add_argument("--seeds", type=int, default=3, help="initializations per width (default 3)")
+    cmp_.add_argument(
+        "--widths", type=_positive_int, nargs="+", default=[64, 256, 1024], help="hidden widths"
+    )
+    cmp_.add_argument(
+        "--seeds", type=_positive_int, default=3, help="initializations per width (default 3)"
+    )
     cmp_.add_argument("--out", help="JSON file: finished runs are saved and a rerun resumes")
     demo = sub.add_parser("demo", help="spectra of Θ, ∂Θ∂' and ∂²Θ∂'² for a small erf network")
-    demo.add_argument("--n", type=int, default=64, help="quadrature nodes (default 64)")
+    demo.add_argument("--n", type=_positive_int, default=64, help="quadrature nodes (default 64)")
+    return parser
+
+
+#: Errors that are the user's to fix: reported as one line.
+USER_ERRORS = (
+    CLIError,
+    ValueError,
+    OperatorError,
+    SmoothnessError,
+    SweepFileError,
+    Float64Error,
+    OSError,
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
-    if getattr(args, "n", 1) < 1 or getattr(args, "depth", 1) < 1:
-        parser.error("--n and --depth must be positive integers")
-    if getattr(args, "jobs", None) is not None and args.jobs < 1:
-        parser.error("--jobs must be a positive integer (1 runs the figures in this process)")
     commands = {
         "figures": _figures_cmd,
         "spectrum": _spectrum_cmd,
         "compare": _compare_cmd,
         "demo": _demo_cmd,
     }
-    return commands[args.command](args)
+    try:
+        return commands[args.command](args)
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    except USER_ERRORS as err:
+        if args.debug:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

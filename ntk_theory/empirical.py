@@ -137,62 +137,95 @@ def _batched_features(net, params, op, coeff_values, x, batch: int):
 
 
 def empirical_ntk(
-    net: MLP,
-    width: int,
+    model: MLP,
     x1,
     x2=None,
-    operator: Operator | BoundOperator | None = None,
-    operator2: Operator | BoundOperator | None = None,
     *,
-    seed: int = 0,
+    T: Operator | BoundOperator | None = None,
+    S: Operator | BoundOperator | None = None,
     params=None,
+    width: int | None = None,
+    seed: int = 0,
     batch: int = 32,
 ) -> jax.Array:
-    """Empirical NTK ``⟨∂_θ (T u_θ)(x), ∂_θ (S u_θ)(x')⟩`` of ``net.finite(width)``.
+    """Empirical NTK ``⟨∂_θ (T u_θ)(x), ∂_θ (S u_θ)(x')⟩`` of a finite network.
+
+    .. math::
+        K(x, x') = \\sum_p \\frac{∂(T u_θ)(x)}{∂θ_p}\\, \\frac{∂(S u_θ)(x')}{∂θ_p}
 
     Args:
-        net: the network specification (same architecture as the analytic kernel).
-        width: hidden width ``≥ 1``.
+        model: the network specification (same architecture as the analytic kernel).
         x1: ``(n1, d)`` points; ``x2``: ``(n2, d)`` points (default ``x1``).
-        operator: ``T`` applied to the network output at ``x1`` (default: identity).
-        operator2: ``S`` at ``x2`` (default: ``operator``), for PINN cross blocks.
-        seed: initialization seed (neural-tangents' ``init_fn``), ignored if ``params``.
-        params: parameters to use instead (e.g. after training).
+        T: operator applied to the network output at ``x1`` (default: identity).
+        S: operator at ``x2`` (default: ``T``), for PINN cross blocks.
+        params: parameters to use (e.g. after training); default: initialize ``model.finite(width)``
+            with ``seed``.
+        width: hidden width ``≥ 1`` (required unless ``params`` are given; then it must match).
+        seed: initialization seed (neural-tangents' ``init_fn``), used without ``params``.
         batch: points per vectorized batch (bounds memory).
 
     Returns:
         ``(n1, n2)`` float64 array.
 
     Example:
-        >>> K = empirical_ntk(MLP(2, "erf"), 4096, x, operator=derivative(("x",), "x", 2))
+        >>> K = empirical_ntk(MLP(2, "erf"), x, T=derivative(("x",), "x", 2), width=4096)
     """
-    if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise ValueError(
+            f"batch must be a positive integer (points per vectorized batch), got {batch!r}."
+        )
+    if width is None and params is None:
+        raise ValueError("Pass width= (to initialize the network) or params= (trained parameters).")
+    if width is not None and (isinstance(width, bool) or not isinstance(width, int) or width < 1):
         raise ValueError(f"width must be a positive integer, got {width!r}.")
     same = x2 is None
     x1, x2 = check_points(x1, x2)
     d = x1.shape[1]
     coords = tuple(f"x{i}" for i in range(d))
-    T = identity(coords) if operator is None else operator
-    S = T if operator2 is None else operator2
-    T_op, T_fields = _unbind(T, x1.shape[0], "operator")
-    S_op, S_fields = _unbind(S, x2.shape[0], "operator2")
-    _check_dims(T_op, x1, "operator")
-    _check_dims(S_op, x2, "operator2")
-    net.act.check_operator_orders(T_op.order, S_op.order)
+    T = identity(coords) if T is None else T
+    S = T if S is None else S
+    T_op, T_fields = _unbind(T, x1.shape[0], "T")
+    S_op, S_fields = _unbind(S, x2.shape[0], "S")
+    _check_dims(T_op, x1, "T")
+    _check_dims(S_op, x2, "S")
+    model.act.check_operator_orders(T_op.order, S_op.order)
     if params is None:
-        params = init_params(net, width, d, seed)
+        params = init_params(model, width, d, seed)
+    else:
+        _check_params(model, params, d, width)
     c1 = np.stack(list(T_op.coefficient_values(x1, T_fields).values()), axis=1)
-    A1, G1 = _batched_features(net, params, T_op, c1, x1, batch)
+    A1, G1 = _batched_features(model, params, T_op, c1, x1, batch)
     if same and S_op is T_op:
         A2, G2 = A1, G1
     else:
         c2 = np.stack(list(S_op.coefficient_values(x2, S_fields).values()), axis=1)
-        A2, G2 = _batched_features(net, params, S_op, c2, x2, batch)
-    if net.parameterization == "standard":
+        A2, G2 = _batched_features(model, params, S_op, c2, x2, batch)
+    if model.parameterization == "standard":
         scales = [(1.0, 1.0) for _ in A1]
     else:
-        scales = [(net.W_std**2 / W.shape[0], net.b_std**2) for W, _ in _dense_params(params)]
+        scales = [(model.W_std**2 / W.shape[0], model.b_std**2) for W, _ in _dense_params(params)]
     return _contract(A1, G1, A2, G2, scales)
+
+
+def _check_params(model: MLP, params, d: int, width: int | None) -> None:
+    """``params`` must be the layer list of ``model.finite(width)`` for inputs of dimension ``d``."""
+    dense = _dense_params(params) if isinstance(params, (list, tuple)) else []
+    expected = model.depth + 1
+    if len(dense) != expected:
+        raise ValueError(
+            f"params do not fit {model}: expected neural-tangents' layer list with {expected} Dense "
+            f"(W, b) pairs (from model.finite(width) / init_params), got {type(params).__name__}"
+            f"{'' if not isinstance(params, (list, tuple)) else f' with {len(dense)} Dense pairs'}."
+        )
+    shapes = [np.shape(W) for W, _ in dense]
+    if shapes[0][0] != d:
+        raise ValueError(f"params expect inputs of dimension {shapes[0][0]}, the points have {d}.")
+    w = shapes[0][1]
+    if width is not None and w != width:
+        raise ValueError(f"width={width} but params have hidden width {w}; drop width= or fix it.")
+    for W, b in dense:
+        if not (np.all(np.isfinite(np.asarray(W))) and np.all(np.isfinite(np.asarray(b)))):
+            raise ValueError("params contain NaN or infinite values.")
 
 
 @jax.jit

@@ -17,6 +17,7 @@ mode ``i`` of the error decays like ``exp(-η λ_i t)`` under gradient descent w
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -26,6 +27,7 @@ import scipy.linalg
 __all__ = [
     "DecayFit",
     "ExtrapolatedEigenvalues",
+    "NotPSDWarning",
     "Spectrum",
     "compare_decay",
     "fit_decay",
@@ -77,6 +79,8 @@ class Spectrum:
         entropy_rank: ``exp(-Σ p_i log p_i)`` with ``p = λ / Σλ`` over positive eigenvalues.
         learning_rate: ``η`` if given; then ``times = 1/(η λ_i)`` (``inf`` for ``λ_i ≤ floor``).
         slow_modes: number of modes with ``1/(η λ_i) > time_budget`` (if a budget is given).
+        is_psd: ``False`` if some eigenvalue is negative beyond round-off (``n ε λ_max``): not a
+            valid kernel matrix (a :class:`NotPSDWarning` is issued too).
     """
 
     eigenvalues: np.ndarray
@@ -95,6 +99,7 @@ class Spectrum:
     times: np.ndarray | None = field(default=None, repr=False)
     time_budget: float | None = None
     slow_modes: int | None = None
+    is_psd: bool = True
 
     def summary(self) -> str:
         """A few lines a person can read."""
@@ -107,6 +112,12 @@ class Spectrum:
             f"condition number {self.condition_number:.3e} (window {self.condition_number_window:.3e})",
             f"effective rank {self.effective_rank:.2f} (entropy {self.entropy_rank:.2f})",
         ]
+        if not self.is_psd:
+            lines.insert(
+                1,
+                f"NOT positive semi-definite: most negative eigenvalue {self.most_negative:.3e} is "
+                "beyond round-off; this is not a valid kernel matrix.",
+            )
         if self.slow_modes is not None:
             lines.append(
                 f"modes slower than t = {self.time_budget:g} at η = {self.learning_rate:g}: "
@@ -115,7 +126,16 @@ class Spectrum:
         return "\n".join(lines)
 
 
+class NotPSDWarning(UserWarning):
+    """A kernel matrix has negative eigenvalues beyond round-off."""
+
+
 def _as_symmetric(K, name="K") -> np.ndarray:
+    if np.iscomplexobj(np.asarray(K)):
+        raise ValueError(
+            f"{name} is complex; spectrum() needs a real symmetric kernel matrix (for a complex "
+            "Hermitian matrix use numpy.linalg.eigvalsh)."
+        )
     K = np.asarray(K, dtype=np.float64)
     if K.ndim != 2 or K.shape[0] != K.shape[1] or K.shape[0] == 0:
         raise ValueError(f"{name} must be a non-empty square matrix, got shape {K.shape}.")
@@ -246,8 +266,18 @@ def spectrum(
     lam_max = float(lam[0])
     neg = lam[lam < 0]
     most_negative = float(neg.min()) if neg.size else 0.0
-    floor = max(-most_negative, n * np.finfo(float).eps * abs(lam_max))
+    roundoff = n * np.finfo(float).eps * abs(lam_max)
+    floor = max(-most_negative, roundoff)
     numerical_rank = int(np.sum(lam > floor))
+    is_psd = bool(most_negative >= -10 * roundoff) and lam_max >= 0
+    if not is_psd:
+        warnings.warn(
+            f"The matrix is not positive semi-definite: its most negative eigenvalue "
+            f"{most_negative:.3e} is beyond round-off ({roundoff:.1e} = n ε λ_max). A kernel "
+            "matrix must be PSD; check the kernel or the weights.",
+            NotPSDWarning,
+            stacklevel=2,
+        )
     try:
         decay = fit_decay(lam, window, floor)
     except ValueError:
@@ -287,6 +317,7 @@ def spectrum(
         times,
         time_budget,
         slow,
+        is_psd,
     )
 
 

@@ -18,7 +18,9 @@ spectrum of ``T_x T_{x'} κ`` is ``p(k(k+d-2))² μ_k`` exactly.
 
 from __future__ import annotations
 
+import functools
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -38,6 +40,27 @@ def multiplicity(dim: int, k: int) -> int:
     if dim == 2:
         return 2
     return (2 * k + dim - 2) * math.comb(k + dim - 3, dim - 2) // k
+
+
+def gegenbauer_all(dim: int, max_degree: int, t) -> np.ndarray:
+    """``P_k^{(d)}(t)`` for ``k = 0..max_degree`` at once, ``(max_degree+1, len(t))``.
+
+    Three-term recurrence of the Gegenbauer polynomials ``C_k^λ`` (``λ = (d-2)/2``; DLMF 18.9.1)
+    normalized by ``C_k^λ(1)``: ``(k+2λ) P_{k+1} = 2(k+λ) t P_k - k P_{k-1}`` (Chebyshev for
+    ``d = 2``). ``O(K n)`` work instead of evaluating each degree separately.
+    """
+    t = np.asarray(t, dtype=float)
+    lam = (dim - 2) / 2
+    out = np.empty((max_degree + 1, t.size))
+    out[0] = 1.0
+    if max_degree >= 1:
+        out[1] = t
+    for k in range(1, max_degree):
+        if dim == 2:
+            out[k + 1] = 2 * t * out[k] - out[k - 1]
+        else:
+            out[k + 1] = (2 * (k + lam) * t * out[k] - k * out[k - 1]) / (k + 2 * lam)
+    return out
 
 
 def gegenbauer(dim: int, k: int, t) -> np.ndarray:
@@ -84,6 +107,15 @@ class SphereSpectrum:
     def trace(self) -> float:
         """``Σ_k N(d,k) μ_k`` (equals ``κ(1)`` when all degrees are included)."""
         return float(np.dot(self.multiplicities, self.eigenvalues))
+
+
+@functools.lru_cache(maxsize=8)
+def _jacobi_rule(nodes: int, a: float) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss–Jacobi nodes and weights (scipy's Golub–Welsch: O(n²); 21 s at n = 20,400)."""
+    t, w = scipy.special.roots_jacobi(nodes, a, a)
+    t.setflags(write=False)
+    w.setflags(write=False)
+    return t, w
 
 
 def _profile(net: MLP, dim: int, get: str) -> Callable[[np.ndarray], np.ndarray]:
@@ -155,19 +187,54 @@ def sphere_spectrum(
         raise ValueError(f"max_degree must be a positive integer, got {max_degree!r}.")
     if (net is None) == (kernel is None):
         raise ValueError("Pass exactly one of `net` and `kernel=`.")
+    if get not in ("ntk", "nngp"):
+        raise ValueError(f"get must be 'ntk' or 'nngp', got {get!r}.")
+    from .operators import BoundOperator, Operator
+
+    if isinstance(operator, (Operator, BoundOperator)):
+        raise TypeError(
+            "sphere_spectrum's operator is a polynomial p of -Δ_S acting on each degree: pass its "
+            "coefficients, e.g. operator=[0, 1] for -Δ_S or [c, 1] for -Δ_S + c, or a callable "
+            "p(ℓ) of ℓ = k(k+d-2). (An Operator such as laplace_beltrami(...) is applied to "
+            "kernels by operator_kernel; its Funk–Hecke spectrum is operator=[0, 1].)"
+        )
+    if nodes is not None and (
+        isinstance(nodes, bool) or not isinstance(nodes, (int, np.integer)) or nodes < 2
+    ):
+        raise ValueError(f"nodes must be an integer ≥ 2, got {nodes!r}.")
     nodes = int(nodes or 4 * max_degree + 400)
+    if nodes < max_degree + 32:
+        warnings.warn(
+            f"{nodes} Gauss–Jacobi nodes cannot resolve degree {max_degree} (μ_k of the highest "
+            f"degrees are then quadrature error); use nodes ≥ 4·max_degree + 400 = "
+            f"{4 * max_degree + 400} (the default).",
+            stacklevel=2,
+        )
     a = (dim - 3) / 2
-    t, w = scipy.special.roots_jacobi(nodes, a, a)
+    from ._progress import warn_slow
+
+    warn_slow(
+        f"sphere_spectrum: {nodes} Gauss–Jacobi nodes for degree {max_degree}", 5e-8 * nodes**2
+    )
+    t, w = _jacobi_rule(nodes, a)
     kappa = kernel if kernel is not None else _profile(net, dim, get)
     kt = np.asarray(kappa(t), dtype=float)
     if not np.all(np.isfinite(kt)):
         raise ValueError("The kernel profile κ(t) is not finite on [-1, 1].")
     ratio = math.gamma(dim / 2) / (math.sqrt(math.pi) * math.gamma((dim - 1) / 2))
     degrees = np.arange(max_degree + 1)
-    mu = np.array([ratio * np.dot(w, kt * gegenbauer(dim, k, t)) for k in degrees])
+    mu = ratio * (gegenbauer_all(dim, max_degree, t) @ (w * kt))
     mu = mu * _operator_factor(operator, dim, degrees)
     mult = np.array([multiplicity(dim, int(k)) for k in degrees])
     floor = 1e-15 * float(np.dot(mult, np.abs(mu))) * max(1.0, math.sqrt(nodes) / 10)
+    if np.any(mu < -100 * floor):
+        k_bad = int(np.argmax(mu < -100 * floor))
+        warnings.warn(
+            f"μ_{k_bad} = {mu[k_bad]:.3e} is negative beyond round-off: a dot-product kernel's "
+            "Mercer eigenvalues are ≥ 0, so the quadrature is not resolving the kernel profile "
+            "(raise nodes=).",
+            stacklevel=2,
+        )
     degree_decay = _degree_fit(degrees, mu, floor, degree_window)
     sorted_decay = None
     vals = np.sort(np.repeat(mu, mult))[::-1]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -41,24 +42,38 @@ def output_dir(out_dir) -> Path:
     return path
 
 
-def save(fig, out_dir, name: str, data: dict) -> dict:
+def save(fig, out_dir, name: str, data: dict, quick: bool | None = None) -> dict:
     """Write ``name.png``, ``name.pdf`` and ``name.json`` (the numbers behind the figure).
 
-    The JSON is written first (atomically), so a failure while drawing never loses the numbers.
-    Returns the paths written.
+    Every file is written to a temporary name and renamed when complete, so an interrupted run
+    never leaves a partial file; the JSON goes first, so a failure while drawing never loses the
+    numbers. The JSON records ``quick`` (the size setting) for ``ntk-theory figures`` to know
+    whether a finished figure can be reused. Returns the paths written.
     """
     out = output_dir(out_dir)
+    if quick is not None:
+        data = {**data, "quick": bool(quick)}
     json_path = out / f"{name}.json"
-    tmp = json_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(_jsonable(data), indent=1, allow_nan=True))
-    tmp.replace(json_path)
+    _atomic(
+        json_path, lambda p: p.write_text(json.dumps(_jsonable(data), indent=1, allow_nan=True))
+    )
     paths = {"json": json_path}
     for ext in ("png", "pdf"):
         path = out / f"{name}.{ext}"
-        fig.savefig(path, bbox_inches="tight")
+        _atomic(path, lambda p, ext=ext: fig.savefig(p, bbox_inches="tight", format=ext))
         paths[ext] = path
     plt.close(fig)
     return paths
+
+
+def _atomic(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 def _jsonable(obj):

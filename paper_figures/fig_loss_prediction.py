@@ -28,20 +28,15 @@ def compute(quick: bool = False, progress: bool = True) -> dict:
     widths = (256,) if quick else (256, 4096)
     steps = 150 if quick else 3000
     net = nt.MLP(1, "tanh", W_std=1.0, b_std=1.0)
-    K_inf = np.asarray(problem.kernel(net).K)
-    sizes = [problem.x_residual.shape[0], 2]
+    P_inf = problem.kernel(net)
     runs = []
     for width in widths:
         t0 = time.perf_counter()
         rec = nt.train_pinn(
             net, width, problem, steps, lr_factor=0.2, record_every=max(steps // 40, 1)
         )
-        pred_inf = nt.predicted_losses(
-            K_inf, problem.loss_weights, rec.errors0, rec.steps, rec.learning_rate, sizes
-        )
-        pred_emp = nt.predicted_losses(
-            rec.K0, problem.loss_weights, rec.errors0, rec.steps, rec.learning_rate, sizes
-        )
+        pred_inf = nt.predicted_losses(P_inf, rec.errors0, rec.steps, rec.learning_rate).losses
+        pred_emp = nt.predicted_losses(rec.K0, rec.errors0, rec.steps, rec.learning_rate).losses
         final = rec.losses[-1]
         runs.append(
             {
@@ -108,7 +103,7 @@ def plot(data: dict):
 def main(out_dir="figures", quick: bool = False) -> dict:
     """Compute, plot and write ``loss_prediction.{png,pdf,json}`` to ``out_dir``."""
     data = compute(quick)
-    return save(plot(data), out_dir, NAME, data)
+    return save(plot(data), out_dir, NAME, data, quick)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ def compute(quick: bool = False, progress: bool = True) -> dict:
     net = nt.MLP(1, "tanh", W_std=1.0, b_std=1.0)
     P = base.kernel(net)
     weights = nt.trace_weights(P)
-    weighted = dataclasses.replace(base, weights=tuple(weights.values()))
+    weighted = dataclasses.replace(base, loss_weights=tuple(weights.values()))
     problems = {"unweighted": base, "trace weights": weighted}
     spectra = {
         k: scipy.linalg.eigvalsh(np.asarray(p.kernel(net).symmetric))[::-1]
@@ -114,7 +114,7 @@ def plot(data: dict):
 def main(out_dir="figures", quick: bool = False) -> dict:
     """Compute, plot and write ``trace_weights.{png,pdf,json}`` to ``out_dir``."""
     data = compute(quick)
-    return save(plot(data), out_dir, NAME, data)
+    return save(plot(data), out_dir, NAME, data, quick)
 
 
 if __name__ == "__main__":

@@ -20,27 +20,14 @@ import ntk_theory as nt
 from paper_figures._common import positive, save, script
 
 NAME = "wave_kernel"
-COORDS = ("t", "x")
-LABELS = ("u(x, 0)", "u_t(x, 0)", "u(0, t), u(1, t)")
 
 
 def compute(quick: bool = False) -> dict:
-    m = 8 if quick else 11  # 121 residual points: one 128-row block
-    g = (np.arange(m) + 0.5) / m
-    xr = np.stack(np.meshgrid(g, g, indexing="ij"), -1).reshape(-1, 2)  # (t, x) interior
-    line = np.linspace(0.0, 1.0, 2 * m)
-    x_init = np.stack([np.zeros_like(line), line], 1)
-    x_side = np.concatenate(
-        [np.stack([line, np.zeros_like(line)], 1), np.stack([line, np.ones_like(line)], 1)]
-    )
-    residual = nt.Operator.parse("u_tt - 4*u_xx", COORDS)
-    boundary = [nt.identity(COORDS), nt.Operator.parse("u_t", COORDS), nt.identity(COORDS)]
+    problem = nt.wave_1d(n_per_dim=8 if quick else 11)  # 121 residual points: one 128-row block
     out = []
     for depth in (1,) if quick else (1, 3):
         net = nt.MLP(depth, "tanh", W_std=1.0, b_std=1.0)
-        P = nt.pinn_kernel(
-            net, residual, boundary, xr, [x_init, x_init, x_side], labels=list(LABELS)
-        )
+        P = problem.kernel(net)
         blocks = {
             label: scipy.linalg.eigvalsh(np.asarray(P.piece(k, k)))[::-1]
             for k, label in enumerate(P.labels)
@@ -50,12 +37,7 @@ def compute(quick: bool = False) -> dict:
         )
     return {
         "equation": "u_tt - 4 u_xx = 0 on (0,1)^2",
-        "points": {
-            "residual": len(xr),
-            "u(x,0)": len(x_init),
-            "u_t(x,0)": len(x_init),
-            "sides": len(x_side),
-        },
+        "points": dict(zip(P.labels, P.sizes, strict=True)),
         "network": "tanh, σ_w = σ_b = 1, NTK parameterization, infinite width",
         "kernels": out,
     }
@@ -85,7 +67,7 @@ def plot(data: dict):
 def main(out_dir="figures", quick: bool = False) -> dict:
     """Compute, plot and write ``wave_kernel.{png,pdf,json}`` to ``out_dir``."""
     data = compute(quick)
-    return save(plot(data), out_dir, NAME, data)
+    return save(plot(data), out_dir, NAME, data, quick)
 
 
 if __name__ == "__main__":

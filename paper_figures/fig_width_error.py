@@ -92,7 +92,7 @@ def plot(data: dict):
 def main(out_dir="figures", quick: bool = False) -> dict:
     """Compute, plot and write ``width_error.{png,pdf,json}`` to ``out_dir``."""
     data = compute(out_dir, quick)
-    return save(plot(data), out_dir, NAME, data)
+    return save(plot(data), out_dir, NAME, data, quick)
 
 
 if __name__ == "__main__":

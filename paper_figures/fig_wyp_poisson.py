@@ -54,7 +54,7 @@ def compute(quick: bool = False, progress: bool = True) -> dict:
         }
     }
     params = nt.init_params(net, 100, 1, seed=0)
-    Ke = problem.empirical_kernel(net, 100, params)
+    Ke = np.asarray(problem.empirical_kernel(net, 100, params).K)
     spectra["width 100"] = {
         "K_uu": _eig(Ke[n_r:, n_r:]),
         "K_rr": _eig(Ke[:n_r, :n_r]),
@@ -70,7 +70,7 @@ def compute(quick: bool = False, progress: bool = True) -> dict:
     lam_max = max(
         max(_eig(problem.kernel(_net(depth)).K)[0] for depth in {d for d, _ in configs}),
         max(
-            _eig(problem.empirical_kernel(_net(d), w, nt.init_params(_net(d), w, 1, 0)))[0]
+            _eig(problem.empirical_kernel(_net(d), w, nt.init_params(_net(d), w, 1, 0)).K)[0]
             for d, w in configs
         ),
     )
@@ -109,7 +109,7 @@ def compute(quick: bool = False, progress: bool = True) -> dict:
                 flush=True,
             )
     width, rec = final
-    KT = problem.empirical_kernel(_net(1), width, rec.params)
+    KT = problem.empirical_kernel(_net(1), width, rec.params).K
     return {
         "problem": problem.name,
         "network": "tanh, σ_w = σ_b = 1, NTK parameterization",
@@ -118,7 +118,7 @@ def compute(quick: bool = False, progress: bool = True) -> dict:
         "spectra": spectra,
         "learning_rate": learning_rate,
         "training": runs,
-        "eigs_before_after": {"width": width, "before": _eig(rec.K0), "after": _eig(KT)},
+        "eigs_before_after": {"width": width, "before": _eig(rec.K0.K), "after": _eig(KT)},
     }
 
 
@@ -180,7 +180,7 @@ def plot(data: dict):
 def main(out_dir="figures", quick: bool = False) -> dict:
     """Compute, plot and write ``wyp_poisson.{png,pdf,json}`` to ``out_dir``."""
     data = compute(quick)
-    return save(plot(data), out_dir, NAME, data)
+    return save(plot(data), out_dir, NAME, data, quick)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ stored; the tests recompute a few of them live to show this script's output is c
 
     uv run python tests/generate_reference.py sweep      # one-hidden-layer scale sweep
     uv run python tests/generate_reference.py depth2     # the two-layer case
-    uv run python tests/generate_reference.py poisson    # tanh K_rr of 1-D Poisson, 100 points
+    uv run python tests/generate_reference.py poisson    # tanh K_rr of 1-D Poisson, 64 points
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ MULTI_2D = (
     ((1, 1), (1, 1)),
 )
 SETTINGS = ((1.0, 1.0), (1.4, 0.3))
+POISSON_POINTS = 64
 
 
 def sweep_cases():
@@ -115,21 +116,30 @@ def run_depth2() -> None:
 
 
 def run_poisson(shard: int, shards: int) -> None:
-    """K_rr = ∂²_x ∂²_y Θ of one hidden tanh layer (σ_w = σ_b = 1) on 100 points of [0, 1]."""
-    xs = np.linspace(0.0, 1.0, 100)
-    out = []
+    """K_rr = ∂²_x ∂²_y Θ of one hidden tanh layer (σ_w = σ_b = 1) on 64 points of [0, 1]."""
+    xs = np.linspace(0.0, 1.0, POISSON_POINTS)
+    path = DATA / f"reference_poisson_{shard}.json"
+    out = json.loads(path.read_text()) if path.exists() else []  # resume finished entries
+    done = {(i, j) for i, j, _ in out}
     t0 = time.time()
-    pairs = [(i, j) for i in range(100) for j in range(i, 100)]
+    pairs = [(i, j) for i in range(POISSON_POINTS) for j in range(i, POISSON_POINTS)]
     for n, (i, j) in enumerate(pairs):
-        if n % shards != shard:
+        if n % shards != shard or (i, j) in done:
             continue
         value = R.one_layer("tanh", 1.0, 1.0, [xs[i]], [xs[j]], (2,), (2,))
         out.append([i, j, repr(value)])
-        if len(out) % 100 == 0:
+        if len(out) % 50 == 0:
+            _write_atomic(path, json.dumps(out))
             print(
                 f"poisson shard {shard}: {len(out)} entries, {time.time() - t0:.0f} s", flush=True
             )
-    (DATA / f"reference_poisson_{shard}.json").write_text(json.dumps(out))
+    _write_atomic(path, json.dumps(out))
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
 
 
 if __name__ == "__main__":

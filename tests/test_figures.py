@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 import paper_figures
-from ntk_theory import _figure_runner
 from ntk_theory.cli import main as cli_main
+from paper_figures import _runner as _figure_runner
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,10 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 import ntk_theory as nt
-from ntk_theory.compare import poisson_1d, predicted_losses, train_pinn, width_sweep
 from ntk_theory.empirical import init_params
+from ntk_theory.problems import poisson_1d, poisson_2d
+from ntk_theory.sweeps import width_sweep
+from ntk_theory.training import predicted_losses, train_pinn
 
 
 def test_poisson_blocks_identity():
@@ -25,7 +27,7 @@ def test_poisson_blocks_identity():
     np.testing.assert_allclose(np.asarray(P.blocks["bb"]), np.asarray(net.ntk(xb)), rtol=1e-10)
     S = np.asarray(P.symmetric)
     assert np.allclose(S, S.T) and np.linalg.eigvalsh(S).min() > -1e-10 * np.abs(S).max()
-    np.testing.assert_allclose(np.asarray(P.weights), np.r_[np.full(7, 1 / 7), np.full(2, 1 / 2)])
+    np.testing.assert_allclose(np.asarray(P.lam), np.r_[np.full(7, 1 / 7), np.full(2, 1 / 2)])
     # K_rr > K_uu on average (their Fig. 1 has K_rr ≫ K_uu with standardized inputs, which
     # multiply K_rr by σ_x⁻⁴ ≈ 138; with raw inputs on [0, 1] the ratio here is ≈ 1.9)
     assert np.trace(np.asarray(P.blocks["rr"])) / 7 > np.trace(np.asarray(P.blocks["bb"])) / 2
@@ -36,8 +38,8 @@ def test_pinn_bad_input():
     T, B = nt.derivative(("x",), "x", 2), nt.identity(("x",))
     with pytest.raises(ValueError, match="boundary point set"):
         nt.pinn_kernel(net, T, [B, B], np.ones((3, 1)), [np.ones((2, 1))])
-    with pytest.raises(ValueError, match="positive numbers"):
-        nt.pinn_kernel(net, T, B, np.ones((3, 1)), np.ones((2, 1)), weights=(1.0, -1.0))
+    with pytest.raises(ValueError, match="positive finite numbers"):
+        nt.pinn_kernel(net, T, B, np.ones((3, 1)), np.ones((2, 1)), loss_weights=(1.0, -1.0))
 
 
 @pytest.mark.parametrize("parameterization", ["ntk", "standard"])
@@ -48,7 +50,7 @@ def test_empirical_equals_explicit_jacobian(parameterization, expr):
     x = jnp.asarray(np.random.default_rng(0).uniform(size=(6, 2)))
     T = None if expr is None else nt.Operator.parse(expr, ("x", "y"))
     params = init_params(net, 16, 2, 0)
-    K = nt.empirical_ntk(net, 16, x, operator=T, params=params)
+    K = nt.empirical_ntk(net, x, T=T, params=params)
     _, apply_fn = net.finite(16)
     flat, unravel = ravel_pytree(params)
 
@@ -100,15 +102,8 @@ def test_drift_shrinks_with_width_and_dynamics_are_predicted():
     for width in (128, 2048):
         rec = train_pinn(net, width, prob, 300, record_every=150, lr_factor=0.1)
         drift[width] = rec.drift[-1]
-        pred = predicted_losses(
-            np.asarray(P.K),
-            np.asarray(P.weights),
-            rec.errors0,
-            rec.steps,
-            rec.learning_rate,
-            P.sizes,
-        )
-        final[width] = (rec.losses[-1], pred[-1])
+        pred = predicted_losses(P, rec.errors0, rec.steps, rec.learning_rate)
+        final[width] = (rec.losses[-1], pred.losses[-1])
     assert drift[2048] < 0.5 * drift[128], drift
     actual, predicted = final[2048]
     assert np.all(np.abs(np.log(actual / predicted)) < np.log(3)), final  # within a factor 3
@@ -117,20 +112,20 @@ def test_drift_shrinks_with_width_and_dynamics_are_predicted():
 def test_empirical_bad_input():
     net = nt.MLP(1, "relu")
     with pytest.raises(ValueError, match="width must be a positive integer"):
-        nt.empirical_ntk(net, 0, np.ones((2, 1)))
+        nt.empirical_ntk(net, np.ones((2, 1)), width=0)
+    with pytest.raises(ValueError, match="batch must be a positive integer"):
+        nt.empirical_ntk(net, np.ones((2, 1)), width=4, batch=0)
     with pytest.raises(nt.SmoothnessError):
-        nt.empirical_ntk(net, 8, np.ones((2, 1)), operator=nt.derivative(("x",), "x", 2))
+        nt.empirical_ntk(net, np.ones((2, 1)), T=nt.derivative(("x",), "x", 2), width=8)
     with pytest.raises(nt.OperatorError, match="dimension"):
         nt.empirical_ntk(
-            nt.MLP(1, "erf"), 8, np.ones((2, 2)), operator=nt.derivative(("x",), "x", 1)
+            nt.MLP(1, "erf"), np.ones((2, 2)), T=nt.derivative(("x",), "x", 1), width=8
         )
 
 
 def test_two_dimensional_poisson_trains():
     # -Δu = f on the unit square with Dirichlet data: gradient descent at the NTK-chosen rate
     # lowers both loss pieces (the drift is recorded; at this width and rate it is large, ~6).
-    from ntk_theory.compare import poisson_2d
-
     net = nt.MLP(1, "tanh", W_std=1.0, b_std=1.0)
     rec = train_pinn(net, 512, poisson_2d(5, 4), 200, record_every=100, lr_factor=0.2)
     assert np.all(rec.losses[-1] < 0.5 * rec.losses[0]), rec.losses

@@ -61,10 +61,14 @@ def test_diagnostics():
 
 
 def test_negative_eigenvalues_reported_not_clipped():
-    K = np.diag([1.0, 0.5, -1e-14])
-    s = spectrum(K)
+    # -1e-14 is beyond round-off for a 3 x 3 matrix of scale 1 (n ε λ_max ≈ 7e-16): reported,
+    # kept, and flagged as not PSD; -1e-16 is round-off and only reported.
+    with pytest.warns(nt.spectra.NotPSDWarning, match="not positive semi-definite"):
+        s = spectrum(np.diag([1.0, 0.5, -1e-14]))
     assert s.n_negative == 1 and s.most_negative == -1e-14 and s.eigenvalues[-1] == -1e-14
-    assert s.numerical_rank == 2
+    assert s.numerical_rank == 2 and not s.is_psd and "NOT positive" in s.summary()
+    s = spectrum(np.diag([1.0, 0.5, -1e-16]))
+    assert s.is_psd and s.n_negative == 1
 
 
 def test_eigenfunctions_orthonormal_in_l2():

@@ -9,7 +9,10 @@ itself, starts the worker and feeds it figures, while the main thread, pinned to
 group of cores, runs figures itself (Linux; elsewhere nothing is pinned).
 
 Every figure runs in isolation: an exception is reported with its traceback, and a worker that
-dies (killed for memory, say) loses only the figure it was running.
+dies (killed for memory, say) loses only the figure it was running. Ctrl-C stops every worker
+before :func:`run_parallel` returns (the workers ignore SIGINT and are terminated by their
+managers), and since each figure writes its files to temporary names and renames them when
+complete (:func:`paper_figures._common.save`), an interrupted figure leaves no partial file.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import io
 import multiprocessing
 import os
 import queue
+import signal
 import sys
 import threading
 import time
@@ -53,6 +57,32 @@ def run_figure(name: str, out: str | Path, quick: bool) -> FigureResult:
     except Exception:  # one broken figure must not lose the others
         return FigureResult(name, (), time.perf_counter() - t0, traceback.format_exc())
     return FigureResult(name, tuple(str(p) for p in paths.values()), time.perf_counter() - t0)
+
+
+def up_to_date(name: str, out: str | Path, quick: bool) -> bool:
+    """Whether ``name``'s PNG, PDF and JSON in ``out`` are complete, of the same size setting
+    (``quick``), and newer than the figure's script and every source file of ntk_theory."""
+    import json
+
+    import ntk_theory
+
+    out = Path(out)
+    files = [out / f"{name}.{ext}" for ext in ("json", "png", "pdf")]
+    if not all(f.is_file() and f.stat().st_size > 0 for f in files):
+        return False
+    try:
+        if json.loads(files[0].read_text()).get("quick") is not bool(quick):
+            return False
+    except (json.JSONDecodeError, OSError, AttributeError):
+        return False
+    here = Path(__file__).parent
+    sources = [
+        here / f"fig_{name}.py",
+        here / "_common.py",
+        *Path(ntk_theory.__file__).parent.glob("*.py"),
+    ]
+    newest_input = max(p.stat().st_mtime for p in sources if p.exists())
+    return min(f.stat().st_mtime for f in files) >= newest_input
 
 
 def use_compilation_cache(path: str | Path) -> None:
@@ -103,33 +133,50 @@ def run_parallel(names, out, quick: bool, jobs: int, report) -> list[FigureResul
     takes about 8 s to start (measured, quick figures on 2 cores: 60 s with this process
     working, 66-77 s with two workers and this process waiting). Each worker takes the next
     figure from ``names`` as soon as it is free; ``report(i, result)`` is called as each one
-    finishes.
+    finishes. On ``KeyboardInterrupt`` every worker is terminated and joined before the
+    interrupt propagates.
     """
     pending: queue.SimpleQueue[str] = queue.SimpleQueue()
     for name in names:
         pending.put(name)
     results: list[FigureResult] = []
     lock = threading.Lock()
+    stop = threading.Event()
 
     def finished(result: FigureResult) -> None:
         with lock:
+            if stop.is_set() and result.error is not None:
+                return  # killed by the interrupt: not a failure to report
             results.append(result)
             report(len(results), result)
 
     groups = cpu_groups(jobs)
     threads = [
-        threading.Thread(target=_manage, args=(cpus, str(out), quick, pending, finished))
+        threading.Thread(target=_manage, args=(cpus, str(out), quick, pending, finished, stop))
         for cpus in groups[1:]
     ]
     for thread in threads:
         thread.start()
-    with _pinned(groups[0]):  # before this process's JAX starts its threads: they inherit it
-        for name in _drain(pending):
-            print(f"  {name} started", file=sys.stderr, flush=True)
-            finished(run_figure(name, out, quick))
-    for thread in threads:
-        thread.join()
+    try:
+        with _pinned(groups[0]):  # before this process's JAX starts its threads: they inherit it
+            for name in _drain(pending):
+                print(f"  {name} started", file=sys.stderr, flush=True)
+                finished(run_figure(name, out, quick))
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(timeout=0.2)  # short waits: Ctrl-C is delivered between them
+    except KeyboardInterrupt:
+        stop.set()
+        _drain_all(pending)
+        for thread in threads:
+            thread.join()
+        raise
     return results
+
+
+def _drain_all(pending: queue.SimpleQueue) -> None:
+    for _ in _drain(pending):
+        pass
 
 
 def _drain(pending: queue.SimpleQueue):
@@ -155,15 +202,17 @@ def _pinned(cpus: set[int] | None):
         os.sched_setaffinity(0, own)
 
 
-def _manage(cpus, out: str, quick: bool, pending: queue.SimpleQueue, finished) -> None:
-    """Thread body: feed figures to one pinned worker process until none are left."""
+def _manage(cpus, out: str, quick: bool, pending: queue.SimpleQueue, finished, stop) -> None:
+    """Thread body: feed figures to one pinned worker process until none are left (or ``stop``)."""
     context = multiprocessing.get_context("spawn")  # JAX is not fork-safe
     with _pinned(cpus):
         worker = None
         try:
             for name in _drain(pending):
+                if stop.is_set():
+                    break
                 if worker is None:
-                    worker = _Worker(context, out, quick)
+                    worker = _Worker(context, out, quick, stop)
                 print(f"  {name} started", file=sys.stderr, flush=True)
                 result = worker.run(name)
                 if worker.dead:  # the next figure gets a fresh worker
@@ -177,10 +226,12 @@ def _manage(cpus, out: str, quick: bool, pending: queue.SimpleQueue, finished) -
 
 class _Worker:
     """A spawned process that runs figures sent over a pipe (``None`` stops it); it inherits
-    the CPU affinity of the thread that creates it."""
+    the CPU affinity of the thread that creates it and ignores SIGINT (its manager terminates it
+    when the run is interrupted)."""
 
-    def __init__(self, context, out: str, quick: bool):
+    def __init__(self, context, out: str, quick: bool, stop: threading.Event):
         self.dead = False
+        self.stop = stop
         self.conn, child = context.Pipe()
         self.process = context.Process(target=_serve, args=(child, out, quick), daemon=True)
         self.process.start()
@@ -190,6 +241,10 @@ class _Worker:
         started = time.perf_counter()
         try:
             self.conn.send(name)
+            while not self.conn.poll(0.2):
+                if self.stop.is_set():
+                    self.process.terminate()
+                    raise EOFError
             return self.conn.recv()
         except (EOFError, OSError):
             self.dead = True
@@ -198,29 +253,52 @@ class _Worker:
                 name,
                 (),
                 time.perf_counter() - started,
-                f"the worker process running {name!r} died (exit code "
-                f"{self.process.exitcode}; -9 usually means it ran out of memory). "
-                "Rerun this figure alone with `--only NAME --jobs 1`.",
+                _death(name, self.process.exitcode, self.stop.is_set()),
             )
 
     def close(self) -> None:
         if self.process.is_alive():
             try:
-                self.conn.send(None)
+                if self.stop.is_set():
+                    self.process.terminate()
+                else:
+                    self.conn.send(None)
             except OSError:
                 pass
             self.process.join(timeout=10)
             if self.process.is_alive():
-                self.process.terminate()
+                self.process.kill()
+                self.process.join(timeout=5)
         self.conn.close()
+
+
+def _death(name: str, code, interrupted: bool) -> str:
+    """Why a worker process ended, in words."""
+    if interrupted:
+        return f"{name!r} was interrupted (its worker was stopped)."
+    if code is None:
+        cause = "did not report back"
+    elif code == -signal.SIGKILL:
+        cause = "was killed (SIGKILL: usually the system ran out of memory)"
+    elif code in (-signal.SIGTERM, -signal.SIGINT):
+        cause = f"was stopped by signal {-code}"
+    elif code < 0:
+        cause = f"died of signal {-code}"
+    else:
+        cause = f"exited with code {code}"
+    return (
+        f"the worker process running {name!r} {cause}. "
+        "Rerun this figure alone with `--only NAME --jobs 1`."
+    )
 
 
 def _serve(conn, out: str, quick: bool) -> None:
     """Worker loop: run each figure name received, send back its :class:`FigureResult`.
 
     The figure's progress lines (stdout and stderr) carry its name, since they interleave with
-    those of the other workers.
+    those of the other workers. SIGINT is ignored: the parent decides when to stop.
     """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     while (name := conn.recv()) is not None:
         sys.stdout = _Prefixed(sys.__stdout__, f"[{name}] ")
         sys.stderr = _Prefixed(sys.__stderr__, f"[{name}] ")

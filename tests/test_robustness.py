@@ -1,0 +1,187 @@
+"""Bad and edge inputs get a clear error or a correct result -- never a silent NaN, a zero, a
+wrong number, lost data or a hang (one test per case of the robustness review, plus a property
+test over random valid configurations). Parser safety is in test_parser.py."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import ntk_theory as nt
+from ntk_theory.cli import main as cli_main
+from ntk_theory.sweeps import SweepFileError, width_sweep
+
+
+# ---------------------------------------------------------------------------- silent results
+def test_zero_norm_input_without_bias_is_finite_and_continuous():
+    # b_std = 0 and x = 0: every first-layer pre-activation is exactly 0 (a degenerate
+    # Gaussian). The kernel is the limit b_std → 0, not NaN: compare with b_std = 1e-7.
+    x = np.array([[0.0], [0.5]])
+    for name, op in (("relu", "u"), ("tanh", "u_xx"), ("erf", "u_x"), ("relu4", "u_x")):
+        T = nt.Operator.parse(op, ("x",))
+        K0 = np.asarray(nt.operator_kernel(nt.MLP(2, name), T, x))
+        Kb = np.asarray(nt.operator_kernel(nt.MLP(2, name, b_std=1e-7), T, x))
+        assert np.all(np.isfinite(K0)), name
+        np.testing.assert_allclose(K0, Kb, atol=1e-5 * np.abs(Kb).max(), err_msg=name)
+
+
+def test_width_sweep_resume_is_keyed_on_everything(tmp_path):
+    net = nt.MLP(1, "erf")
+    x1 = np.linspace(0, 1, 6)[:, None]
+    x2 = np.linspace(0, 2, 6)[:, None]  # same count, other points
+    out = tmp_path / "sweep.json"
+    r1 = width_sweep(net, x1, [8, 16], [0], out=out, progress=False)
+    again = width_sweep(net, x1, [8, 16], [0], out=out, progress=False)  # resumes: same numbers
+    np.testing.assert_array_equal(r1.errors, again.errors)
+    before = out.read_text()
+    with pytest.raises(SweepFileError, match="another configuration.*kept"):
+        width_sweep(net, x2, [8, 16], [0], out=out, progress=False)
+    with pytest.raises(SweepFileError, match="another configuration"):
+        width_sweep(nt.MLP(1, "tanh"), x1, [8], [0], out=out, progress=False)
+    assert out.read_text() == before  # never overwritten
+    bad = tmp_path / "cut.json"
+    bad.write_text(before[: len(before) // 2])
+    with pytest.raises(SweepFileError, match="cut short"):
+        width_sweep(net, x1, [8], [0], out=bad, progress=False)
+    with pytest.raises(SweepFileError, match="is a folder"):
+        width_sweep(net, x1, [8], [0], out=tmp_path, progress=False)
+    with pytest.raises(ValueError, match="at least one seed"):
+        width_sweep(net, x1, [8], [], progress=False)
+
+
+def test_sphere_spectrum_inputs():
+    net = nt.MLP(1, "erf")
+    with pytest.raises(ValueError, match="get must be 'ntk' or 'nngp'"):
+        nt.sphere_spectrum(net, 3, 10, get="foo")
+    with pytest.raises(TypeError, match=r"polynomial p of -Δ_S.*operator=\[0, 1\]"):
+        nt.sphere_spectrum(net, 3, 10, operator=nt.laplace_beltrami(("x", "y", "z")))
+    with pytest.warns(UserWarning, match="cannot resolve degree 50"):
+        nt.sphere_spectrum(nt.MLP(1, "relu", b_std=0.5), 3, 50, nodes=5)
+
+
+def test_spectrum_rejects_complex_and_flags_indefinite():
+    with pytest.raises(ValueError, match="complex"):
+        nt.spectrum(np.array([[2.0, 1j], [-1j, 2.0]]))
+    with pytest.warns(nt.spectra.NotPSDWarning):
+        s = nt.spectrum(np.array([[1.0, 2.0], [2.0, 1.0]]))
+    assert not s.is_psd and "NOT positive" in s.summary()
+
+
+def test_infinite_scales_and_bad_arguments():
+    with pytest.raises(ValueError, match="finite"):
+        nt.MLP(1, "erf", W_std=np.inf)
+    with pytest.raises(ValueError, match="block_size"):
+        nt.operator_kernel(nt.MLP(1, "erf"), nt.identity(("x",)), [[0.0]], block_size=0)
+    with pytest.raises(ValueError, match="batch"):
+        nt.empirical_ntk(nt.MLP(1, "erf"), [[0.0]], width=4, batch=0)
+    with pytest.raises(ValueError, match="loss_weights"):
+        nt.pinn_kernel(
+            nt.MLP(1, "erf"),
+            nt.identity(("x",)),
+            nt.identity(("x",)),
+            np.zeros((1, 1)),
+            np.ones((1, 1)),
+            loss_weights=(1.0, np.inf),
+        )
+
+
+# ---------------------------------------------------------------------------- command line
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    cases = [
+        (["spectrum", "--W-std", "-1"], "W_std must be positive"),
+        (["spectrum", "--plot", str(tmp_path / "missing" / "s.png")], "does not exist"),
+        (["spectrum", "--plot", str(tmp_path)], "is a folder"),
+        (["spectrum", "--operator", "u.xx"], "written u_xx, not u.xx"),
+        (["compare", "--out", str(tmp_path)], "is a folder"),
+    ]
+    for argv, match in cases:
+        assert cli_main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert match in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    with pytest.raises(SystemExit):
+        cli_main(["compare", "--seeds", "0"])
+    assert "positive integer" in capsys.readouterr().err
+    with pytest.raises(ValueError):  # --debug shows the exception itself
+        cli_main(["--debug", "spectrum", "--W-std", "-1"])
+
+
+def test_cli_compare_refuses_another_configuration(tmp_path, capsys):
+    out = tmp_path / "s.json"
+    args = ["compare", "--n", "4", "--widths", "8", "--seeds", "1", "--out", str(out)]
+    assert cli_main(args) == 0
+    saved = out.read_text()
+    assert cli_main([*args[:2], "5", *args[3:]]) == 2  # a different --n
+    assert "another configuration" in capsys.readouterr().err
+    assert out.read_text() == saved
+    out.write_text(saved[:40])
+    assert cli_main(args) == 2 and "cut short" in capsys.readouterr().err
+
+
+def test_ctrl_c_on_figures_stops_every_worker(tmp_path):
+    # Start two quick figures in two workers, interrupt, and check: exit status 130, a line that
+    # names what finished, no temporary or partial files, and nothing written afterwards (the
+    # old runner left a worker that wrote figure files ~30 s after the command returned).
+    cmd = [
+        sys.executable,
+        "-m",
+        "ntk_theory.cli",
+        "figures",
+        "--quick",
+        "--jobs",
+        "2",
+        "--no-cache",
+        "--only",
+        "sphere_spectra",
+        "decay_operators",
+        "--out",
+        str(tmp_path),
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(12)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-2000:]
+    assert "interrupted" in err and "finished:" in err
+    snapshot = sorted(os.listdir(tmp_path))
+    assert not [f for f in snapshot if ".tmp" in f], snapshot
+    for name in ("sphere_spectra", "decay_operators"):  # a figure is all three files or none
+        present = {ext for ext in ("json", "png", "pdf") if (tmp_path / f"{name}.{ext}").exists()}
+        assert present in (set(), {"json", "png", "pdf"}), (name, present)
+    time.sleep(8)
+    assert sorted(os.listdir(tmp_path)) == snapshot
+
+
+# ---------------------------------------------------------------------------- property test
+ACTS = ("erf", "tanh", "sin", "gelu", "relu", "relu4", "sigmoid", "silu", "softplus")
+OPS_1D = ("u", "u_x", "u_xx", "u_xx + x*u", "u_x + 2*u")
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    act=st.sampled_from(ACTS),
+    depth=st.integers(1, 2),
+    w=st.floats(0.5, 2.0),
+    b=st.floats(0.0, 1.0),
+    op=st.sampled_from(OPS_1D),
+    xs=st.lists(st.floats(-3.0, 3.0), min_size=2, max_size=5, unique=True),
+)
+def test_random_valid_kernels_are_symmetric_psd_finite(act, depth, w, b, op, xs):
+    net = nt.MLP(depth, act, W_std=w, b_std=b)
+    T = nt.Operator.parse(op, ("x",))
+    top = net.act.max_operator_order
+    if top is not None and T.order > top:
+        with pytest.raises(nt.SmoothnessError):
+            nt.operator_kernel(net, T, np.array(xs)[:, None])
+        return
+    K = np.asarray(nt.operator_kernel(net, T, np.array(xs)[:, None]))
+    assert np.all(np.isfinite(K))
+    np.testing.assert_array_equal(K, K.T)
+    scale = np.abs(K).max()
+    assert np.linalg.eigvalsh(K).min() >= -1e-10 * scale
+    assert np.all(np.diag(K) >= -1e-12 * scale)
