@@ -22,7 +22,7 @@ def child(width: int) -> None:
     T = nt.derivative(("x",), "x", 2)
     K = np.asarray(nt.operator_kernel(net, T, x))
     t = time.perf_counter()
-    Ke = nt.empirical_ntk(net, width, x, operator=T, seed=0)
+    Ke = nt.empirical_ntk(net, x, T=T, width=width, seed=0)
     jax.block_until_ready(Ke)
     dt = time.perf_counter() - t
     err = np.linalg.norm(np.asarray(Ke) - K) / np.linalg.norm(K)

@@ -20,6 +20,9 @@ from .domains import interval_boundary as interval_boundary
 from .domains import sphere as sphere
 from .empirical import empirical_ntk as empirical_ntk
 from .empirical import init_params as init_params
+from .models import ModelError as ModelError
+from .models import analytic_counterpart as analytic_counterpart
+from .models import init_scales as init_scales
 from .networks import MLP as MLP
 from .operator_kernels import operator_kernel as operator_kernel
 from .operator_kernels import operator_kernel_autodiff as operator_kernel_autodiff
@@ -50,6 +53,7 @@ from .spherical import sphere_spectrum as sphere_spectrum
 from .sweeps import SweepFileError as SweepFileError
 from .sweeps import SweepResult as SweepResult
 from .sweeps import width_sweep as width_sweep
+from .tracking import NTKTracker as NTKTracker
 from .training import LossPrediction as LossPrediction
 from .training import TrainingRecord as TrainingRecord
 from .training import predicted_losses as predicted_losses
@@ -66,6 +70,8 @@ __all__ = [
     "ExtrapolatedEigenvalues",
     "Float64Error",
     "LossPrediction",
+    "ModelError",
+    "NTKTracker",
     "Operator",
     "OperatorError",
     "PINNKernel",
@@ -77,6 +83,7 @@ __all__ = [
     "SweepFileError",
     "SweepResult",
     "TrainingRecord",
+    "analytic_counterpart",
     "box",
     "box_boundary",
     "compare_decay",
@@ -85,6 +92,7 @@ __all__ = [
     "fit_decay",
     "identity",
     "init_params",
+    "init_scales",
     "interval",
     "interval_boundary",
     "laplace_beltrami",

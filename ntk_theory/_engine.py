@@ -632,6 +632,7 @@ def plan(net, x1: np.ndarray, x2: np.ndarray, support, get: str, order: int):
     first_inside = (
         order >= 1
         and net.embedding is None
+        and act.first_layer_inside
         and (order >= INSIDE_ORDER or max(v1[0].max(), v2[0].max()) > CHAIN_VARIANCE)
     )
     kind = act.kind

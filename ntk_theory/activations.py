@@ -130,6 +130,9 @@ class Activation:
     strip: float = math.inf
     source: str = field(default="", compare=False, repr=False)
     relu_power: int = 0
+    #: operator kernels may take the first layer "inside" (numerical 2-D expectations) for
+    #: large inputs and orders >= 3; False where the closed form must be kept (oscillatory φ)
+    first_layer_inside = True
 
     # -- construction --------------------------------------------------------------------
     @classmethod
@@ -466,7 +469,13 @@ class _Sin(_ClosedForm):
 
     ``D = Var(u - v) = Σ11 + Σ22 - 2Σ12`` and ``S = Var(u + v)`` (Pearce et al. 2019 write
     ``e^{-(Σ11+Σ22)/2} sinh Σ12``, which is ``0 · inf`` at large variances).
+
+    Operator kernels keep the chain rule through these closed forms at every input scale: the
+    first layer "inside" would integrate ``sin(a z)`` numerically, which the 2-D quadrature
+    does not resolve for ``a ≳ 10`` (1e-4 relative at |x| = 10).
     """
+
+    first_layer_inside = False
 
     def dual(self, s11: Jet, s12: Jet, s22: Jet, table=None, det: Jet | None = None):
         total = s11 + s22

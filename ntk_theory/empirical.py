@@ -1,4 +1,8 @@
-"""Empirical (finite-width) NTKs, plain and operator-applied, by layer-wise contraction.
+"""Empirical (finite-width) NTKs, plain and operator-applied, of our MLP and of any JAX model.
+
+Our :class:`MLP` takes the layer-wise contraction below; any other model (``f(params, x)``,
+Flax NNX, Equinox; :mod:`ntk_theory.models`) takes chunked Jacobian-Jacobian products
+(:func:`empirical_ntk`).
 
 For a finite network ``u_θ`` and a linear operator ``T``, the empirical operator NTK is
 ``K(x, x') = ⟨∂_θ (T u_θ)(x), ∂_θ (S u_θ)(x')⟩``. Materializing the Jacobian costs
@@ -35,6 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .models import ModelError, as_float64, check_params, wrap
 from .networks import MLP, check_points
 from .operator_kernels import _check_dims, _unbind
 from .operators import BoundOperator, Operator, apply_at, identity, partial_derivative
@@ -137,7 +142,7 @@ def _batched_features(net, params, op, coeff_values, x, batch: int):
 
 
 def empirical_ntk(
-    model: MLP,
+    model,
     x1,
     x2=None,
     *,
@@ -146,38 +151,65 @@ def empirical_ntk(
     params=None,
     width: int | None = None,
     seed: int = 0,
+    output: int | None = None,
     batch: int = 32,
+    memory_gb: float = 1.0,
 ) -> jax.Array:
-    """Empirical NTK ``⟨∂_θ (T u_θ)(x), ∂_θ (S u_θ)(x')⟩`` of a finite network.
+    """Empirical NTK ``⟨∂_θ (T u_θ)(x), ∂_θ (S u_θ)(x')⟩`` of a finite network, any JAX model.
 
     .. math::
         K(x, x') = \\sum_p \\frac{∂(T u_θ)(x)}{∂θ_p}\\, \\frac{∂(S u_θ)(x')}{∂θ_p}
 
+    Our :class:`MLP` takes its layer-wise path (module docstring): memory
+    ``O(N · layers · channels · width)``. Every other model (a function ``f(params, x)`` of one
+    point, a Flax NNX or an Equinox module; :mod:`ntk_theory.models`) takes chunked
+    Jacobian-Jacobian products: rows of ``J = ∂(T u_θ)(x_i)/∂θ`` are formed ``b`` points at a
+    time and contracted block by block, never the full ``N × P`` Jacobian. With ``P`` parameters
+    the peak memory is about
+
+    .. math::
+        8\\,\\mathrm{bytes} \\times \\big(2 b P + N_1 N_2\\big)\\,(\\times\\ \\text{the autodiff work space of } b
+        \\text{ points}), \\qquad b = \\min(\\mathtt{batch},\\ \\lfloor \\mathtt{memory\\_gb}\\cdot 2^{30} / (16 P)\\rfloor),
+
+    plus ``8 N_2 P`` bytes when all of ``x2``'s rows fit in ``memory_gb`` (they are then kept
+    instead of recomputed for every block row).
+
     Args:
-        model: the network specification (same architecture as the analytic kernel).
+        model: our :class:`MLP` (with ``width`` or ``params``), a function ``f(params, x)`` of one
+            point ``x: (d,)`` (with ``params``), or a Flax NNX / Equinox module (its own
+            parameters unless ``params`` replace them).
         x1: ``(n1, d)`` points; ``x2``: ``(n2, d)`` points (default ``x1``).
-        T: operator applied to the network output at ``x1`` (default: identity).
+        T: operator applied to the network output at ``x1`` (default: identity). An operator
+            over several unknowns (``functions=("u", "v", ...)``) acts on a model's outputs in
+            that order.
         S: operator at ``x2`` (default: ``T``), for PINN cross blocks.
-        params: parameters to use (e.g. after training); default: initialize ``model.finite(width)``
-            with ``seed``.
-        width: hidden width ``≥ 1`` (required unless ``params`` are given; then it must match).
-        seed: initialization seed (neural-tangents' ``init_fn``), used without ``params``.
-        batch: points per vectorized batch (bounds memory).
+        params: parameters (e.g. after training). For an ``MLP``: neural-tangents' layer list of
+            ``model.finite(width)``; default: initialize with ``seed``.
+        width: hidden width of an ``MLP`` (required unless ``params`` are given; must match them).
+        seed: initialization seed of an ``MLP`` (neural-tangents' ``init_fn``).
+        output: for a model with several outputs and a one-unknown operator, which output is
+            ``u``.
+        batch: points per vectorized batch (an upper bound for the chunk ``b``).
+        memory_gb: budget for the Jacobian chunks of a generic model.
 
     Returns:
         ``(n1, n2)`` float64 array.
 
+    Raises:
+        ModelError: params that do not fit the model or are not finite, a model whose output is
+            not one number per point (without ``output=``), an unknown model type.
+
     Example:
         >>> K = empirical_ntk(MLP(2, "erf"), x, T=derivative(("x",), "x", 2), width=4096)
+        >>> K = empirical_ntk(lambda p, x: jnp.tanh(x @ p["w"]) @ p["v"], x, params=p)
     """
-    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-        raise ValueError(
-            f"batch must be a positive integer (points per vectorized batch), got {batch!r}."
-        )
-    if width is None and params is None:
-        raise ValueError("Pass width= (to initialize the network) or params= (trained parameters).")
-    if width is not None and (isinstance(width, bool) or not isinstance(width, int) or width < 1):
-        raise ValueError(f"width must be a positive integer, got {width!r}.")
+    for name, v in (("batch", batch),):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(
+                f"{name} must be a positive integer (points per vectorized batch), got {v!r}."
+            )
+    if not (isinstance(memory_gb, (int, float)) and memory_gb > 0 and math.isfinite(memory_gb)):
+        raise ValueError(f"memory_gb must be a positive number, got {memory_gb!r}.")
     same = x2 is None
     x1, x2 = check_points(x1, x2)
     d = x1.shape[1]
@@ -188,23 +220,125 @@ def empirical_ntk(
     S_op, S_fields = _unbind(S, x2.shape[0], "S")
     _check_dims(T_op, x1, "T")
     _check_dims(S_op, x2, "S")
+    c1 = np.stack(list(T_op.coefficient_values(x1, T_fields).values()), axis=1)
+    c2 = (
+        c1
+        if same and S_op is T_op
+        else np.stack(list(S_op.coefficient_values(x2, S_fields).values()), axis=1)
+    )
+    if not isinstance(model, MLP):
+        if width is not None:
+            raise ModelError(
+                "width= applies to an MLP only; a user model's width is in its parameters."
+            )
+        w = wrap(model, params, output)
+        check_params(w.params)
+        theta = as_float64(w.params)
+        for op in (T_op, S_op):
+            _check_outputs(w, theta, op, x1[0], output)
+        return _generic_ntk(
+            w, theta, T_op, c1, x1, S_op, c2, x2, same and S_op is T_op, batch, memory_gb
+        )
+    if output is not None:
+        raise ModelError("output= selects an output of a multi-output model; an MLP has one.")
+    if width is None and params is None:
+        raise ValueError("Pass width= (to initialize the network) or params= (trained parameters).")
+    if width is not None and (isinstance(width, bool) or not isinstance(width, int) or width < 1):
+        raise ValueError(f"width must be a positive integer, got {width!r}.")
     model.act.check_operator_orders(T_op.order, S_op.order)
     if params is None:
         params = init_params(model, width, d, seed)
     else:
         _check_params(model, params, d, width)
-    c1 = np.stack(list(T_op.coefficient_values(x1, T_fields).values()), axis=1)
     A1, G1 = _batched_features(model, params, T_op, c1, x1, batch)
     if same and S_op is T_op:
         A2, G2 = A1, G1
     else:
-        c2 = np.stack(list(S_op.coefficient_values(x2, S_fields).values()), axis=1)
         A2, G2 = _batched_features(model, params, S_op, c2, x2, batch)
     if model.parameterization == "standard":
         scales = [(1.0, 1.0) for _ in A1]
     else:
         scales = [(model.W_std**2 / W.shape[0], model.b_std**2) for W, _ in _dense_params(params)]
     return _contract(A1, G1, A2, G2, scales)
+
+
+# ----------------------------------------------------------------------------------------------
+# generic models: chunked Jacobian-Jacobian products
+# ----------------------------------------------------------------------------------------------
+def _check_outputs(w, theta, op: Operator, x0, output) -> None:
+    """One evaluation at ``x0``: the model returns what the operator needs."""
+    y = jax.eval_shape(lambda t, p: w.apply(w.static, t, w.aux, p), theta, jnp.asarray(x0))
+    size = math.prod(y.shape)
+    m = len(op.functions)
+    if m == 1 and y.shape != ():
+        if output is None:
+            raise ModelError(
+                f"The model returns {size} outputs per point; pass output=k to choose u, or an "
+                f"operator over {size} unknowns (Operator.parse(..., functions=(...)))."
+            )
+    if m > 1 and (y.shape != (m,) or output is not None):
+        raise ModelError(
+            f"The operator acts on {m} unknowns {op.functions}; the model must return a vector of "
+            f"{m} outputs per point (got shape {y.shape}) and output= must not be set."
+        )
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _jacobian_rows(apply, static, op: Operator, theta, aux, x, c):
+    """Rows ``∂(T u_θ)(x_i)/∂θ`` of a chunk of points, as a pytree of ``(b, *leaf)`` arrays."""
+
+    def F(t, xi, ci):
+        return apply_at(op, lambda p: apply(static, t, aux, p), xi, ci)
+
+    return jax.vmap(jax.grad(F), (None, 0, 0))(theta, x, c)
+
+
+@jax.jit
+def _gram(J1, J2):
+    """``Σ_leaves J1 J2ᵀ`` of two chunks of Jacobian rows."""
+    return sum(
+        jnp.einsum("ip,jp->ij", a.reshape(a.shape[0], -1), b.reshape(b.shape[0], -1))
+        for a, b in zip(jax.tree_util.tree_leaves(J1), jax.tree_util.tree_leaves(J2), strict=True)
+    )
+
+
+def _generic_ntk(w, theta, T_op, c1, x1, S_op, c2, x2, symmetric, batch, memory_gb):
+    P = sum(int(np.size(leaf)) for leaf in jax.tree_util.tree_leaves(theta))
+    budget = memory_gb * 2**30
+    b = int(max(1, min(batch, budget // (16 * P), max(len(x1), len(x2)))))
+
+    def chunks(x, c):
+        n = len(x)
+        idx = np.minimum(np.arange(-(-n // b) * b), n - 1)  # whole chunks: one compiled shape
+        xs, cs = np.asarray(x)[idx], np.asarray(c)[idx]
+        return [(s, min(s + b, n), xs[s : s + b], cs[s : s + b]) for s in range(0, len(idx), b)]
+
+    rows, cols = chunks(x1, c1), chunks(x2, c2)
+    keep = 8.0 * len(x2) * P <= budget
+    cache: dict[int, object] = {}
+
+    def col(j):
+        if j in cache:
+            return cache[j]
+        _, _, xs, cs = cols[j]
+        J = _jacobian_rows(w.apply, w.static, S_op, theta, w.aux, xs, cs)
+        if keep:
+            cache[j] = J
+        return J
+
+    K = np.empty((len(x1), len(x2)))
+    for i, (r0, r1, xs, cs) in enumerate(rows):
+        J1 = col(i) if symmetric else _jacobian_rows(w.apply, w.static, T_op, theta, w.aux, xs, cs)
+        for j, (s0, s1, _, _) in enumerate(cols):
+            if symmetric and j < i:
+                continue
+            blk = np.asarray(_gram(J1, J1 if (symmetric and i == j) else col(j)))
+            K[r0:r1, s0:s1] = blk[: r1 - r0, : s1 - s0]
+            if symmetric and j > i:
+                K[s0:s1, r0:r1] = blk[: r1 - r0, : s1 - s0].T
+        if symmetric:
+            cache.pop(i, None)  # row i is finished: its chunk is not needed again
+    return jnp.asarray(K)
 
 
 def _check_params(model: MLP, params, d: int, width: int | None) -> None:

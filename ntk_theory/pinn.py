@@ -274,16 +274,20 @@ class PINNProblem:
             self.labels,
         )
 
-    def empirical_kernel(self, net: MLP, width: int, params) -> PINNKernel:
-        """The finite-width PINN kernel ``J Jᵀ`` of ``net.finite(width)`` at ``params``, as a
-        :class:`PINNKernel` (rows/columns ordered like :meth:`kernel`'s)."""
+    def empirical_kernel(self, model, width: int | None = None, params=None) -> PINNKernel:
+        """The finite-width PINN kernel ``J Jᵀ`` of a network at ``params``, as a
+        :class:`PINNKernel` (rows/columns ordered like :meth:`kernel`'s).
+
+        ``model`` is anything :func:`~ntk_theory.empirical_ntk` takes: our :class:`MLP` (with
+        ``width`` and/or ``params``), a function ``f(params, x)``, a Flax NNX or Equinox module.
+        """
         from .empirical import empirical_ntk
 
         ops = [op for op, _, _ in self.pieces]
         xs = [jnp.asarray(x) for _, x, _ in self.pieces]
         rows = [
             [
-                empirical_ntk(net, xs[i], xs[j], T=ops[i], S=ops[j], params=params, width=width)
+                empirical_ntk(model, xs[i], xs[j], T=ops[i], S=ops[j], params=params, width=width)
                 for j in range(len(ops))
             ]
             for i in range(len(ops))

@@ -80,7 +80,8 @@ def test_wide_finite_network(name, depth):
     errs = {}
     for width in widths:
         e = [
-            np.linalg.norm(np.asarray(empirical_ntk(net, width, X, seed=s)) - K) / np.linalg.norm(K)
+            np.linalg.norm(np.asarray(empirical_ntk(net, X, width=width, seed=s)) - K)
+            / np.linalg.norm(K)
             for s in range(8)
         ]
         errs[width] = float(np.mean(e))

@@ -288,7 +288,7 @@ def test_empirical_operator_kernel_approaches_analytic():
     err = {
         w: np.mean(
             [
-                np.linalg.norm(np.asarray(empirical_ntk(net, w, x, operator=T, seed=s)) - K)
+                np.linalg.norm(np.asarray(empirical_ntk(net, x, T=T, width=w, seed=s)) - K)
                 / np.linalg.norm(K)
                 for s in range(8)
             ]
