@@ -68,15 +68,17 @@ def _groups():
     return out
 
 
-# One (W_std, b_std) setting per dimension keeps the compiled shapes to four per activation;
-# tanh, the activation of most PINNs, gets both settings in both dimensions.
+# Compiled shapes are the cost here (~10 s per group), so: tanh, the activation of most PINNs,
+# in both dimensions and at small and large scales; every other activation at the large scales
+# (3 ... 100, d = 1, where closed forms cancel and quadratures strain; their small scales are
+# checked against Monte Carlo and autodiff in test_operator_kernels); erf also in 2-D.
 SELECTED = [
-    (act, ws, bs, d, small)
-    for act in nt.ACTIVATIONS
-    for ws, bs, d in ((1.0, 1.0, 1), (1.4, 0.3, 2))
-    + (((1.4, 0.3, 1), (1.0, 1.0, 2)) if act == "tanh" else ())
-    for small in (True, False)
-    if act not in ("swish",)
+    ("tanh", 1.0, 1.0, 1, True),
+    ("tanh", 1.0, 1.0, 1, False),
+    ("tanh", 1.4, 0.3, 2, True),
+    ("tanh", 1.4, 0.3, 2, False),
+    ("erf", 1.4, 0.3, 2, False),
+    *[(act, 1.0, 1.0, 1, False) for act in nt.ACTIVATIONS if act not in ("tanh", "swish")],
 ]
 
 
@@ -129,7 +131,7 @@ def test_erf_closed_form_to_100():
     xs = np.array([[0.01], [3.0], [30.0], [-21.0], [100.0], [103.0]])
     orders = (0, 1, 2, 4)
     net = nt.MLP(1, "erf", W_std=W, b_std=b)
-    jet, spec = _engine.kernel_jet(
+    jet, _ = _engine.kernel_jet(
         net, xs, xs, _jets.support({(k,) for k in orders}, {(k,) for k in orders})
     )
     for k in orders:
@@ -184,7 +186,7 @@ def _tanh_uxx_diag_weight_space(x: float) -> float:
 
     def integrand(w, b):
         t = mp.tanh(w * x + b)
-        d1, d2 = 1 - t * t, -2 * t * (1 - t * t)
+        d2 = -2 * t * (1 - t * t)
         d3 = -2 * (1 - t * t) * (1 - 3 * t * t)
         q = x * x + 1
         # ∂²∂'² of φ(s)φ(s') + p(x)p(x')(x x' + 1) at x = x'
