@@ -58,7 +58,7 @@ def compute(quick: bool = False, progress: bool = True) -> dict:
             track_kernel=False,
         )
         # Unweighted loss pieces (mean squared errors / 2) for a like-for-like comparison.
-        w = np.asarray(problem.weights or (1.0, 1.0))
+        w = np.asarray(problem.loss_weights)
         runs[key] = {
             "steps": rec.steps,
             "losses_unweighted": rec.losses / w[None, :],
