@@ -79,20 +79,19 @@ def test_scanned_layers_equal_unrolled(name, rng):
     x = rng.uniform(-1, 1, size=(5, 2))
     order = 1 if name == "relu4" else 2
     T = nt.Operator.parse("u_x + u_y" if order == 1 else "u_xx + u_y", ("x", "y"))
-    alphas = tuple(a for a, _ in T.terms)
+    keys = tuple(key for key, _ in T.terms)  # (unknown, multi-index)
+    alphas = tuple(a for _, a in keys)
     support = _jets.support(alphas, alphas)
     spec, d1, _ = _engine.plan(net, x, x, support, "ntk", order)
     assert spec.scan
     ones = [np.asarray(v) for v in T.coefficient_values(x).values()]
     idx = np.arange(5)
-    scanned = _engine.block_function(net, spec, alphas, alphas, True)(
+    scanned = _engine.block_function(net, spec, keys, keys, True)(
         x, x, ones, ones, _engine._take(d1, idx, spec), _engine._take(d1, idx, spec)
     )
     flat = dataclasses.replace(spec, scan=False)
     data = [None if r is None else (r[0][:, idx], r[1][idx]) for r in d1.layers]
-    unrolled = _engine.block_function(net, flat, alphas, alphas, False)(
-        x, x, ones, ones, data, data
-    )
+    unrolled = _engine.block_function(net, flat, keys, keys, False)(x, x, ones, ones, data, data)
     assert rel_err(scanned, unrolled) < 1e-12
 
 

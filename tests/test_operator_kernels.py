@@ -216,7 +216,9 @@ def _mc_diagonal(act_name: str, op: Operator, x: np.ndarray, n_samples: int, see
     Derivatives in x are exact (autodiff on each sample); only the expectation is sampled."""
     phi = nt.ACTIVATIONS[act_name].fn
     d = x.size
-    coeffs = {a: float(v[0]) for a, v in op.coefficient_values(jnp.asarray(x[None])).items()}
+    coeffs = {
+        key[1]: float(v[0]) for key, v in op.coefficient_values(jnp.asarray(x[None])).items()
+    }  # keys (unknown, α); one unknown here
 
     def t_phi(w, b, p):
         f = lambda q: phi(WS * jnp.dot(w, q) / math.sqrt(d) + BS * b)  # noqa: E731
