@@ -203,11 +203,10 @@ def empirical_ntk(
         >>> K = empirical_ntk(MLP(2, "erf"), x, T=derivative(("x",), "x", 2), width=4096)
         >>> K = empirical_ntk(lambda p, x: jnp.tanh(x @ p["w"]) @ p["v"], x, params=p)
     """
-    for name, v in (("batch", batch),):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(
-                f"{name} must be a positive integer (points per vectorized batch), got {v!r}."
-            )
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise ValueError(
+            f"batch must be a positive integer (points per vectorized batch), got {batch!r}."
+        )
     if not (isinstance(memory_gb, (int, float)) and memory_gb > 0 and math.isfinite(memory_gb)):
         raise ValueError(f"memory_gb must be a positive number, got {memory_gb!r}.")
     same = x2 is None

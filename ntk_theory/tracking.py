@@ -30,17 +30,15 @@ import json
 import os
 from pathlib import Path
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
 from .models import as_float64, wrap
 from .networks import MLP
 from .operator_kernels import _unbind
-from .operators import apply_at
 from .pinn import PINNKernel, PINNProblem
 from .spectra import spectrum, trace_weights
-from .training import predicted_losses
+from .training import _apply_operator, predicted_losses
 
 __all__ = ["NTKTracker"]
 
@@ -83,6 +81,7 @@ class NTKTracker:
         self.records: list[dict] = []
         self._K0: PINNKernel | None = None
         self._e0: np.ndarray | None = None
+        self._step0 = 0
 
     # -- one checkpoint ------------------------------------------------------------------
     def __call__(self, step: int, params=None) -> dict:
@@ -132,23 +131,17 @@ class NTKTracker:
             if params is None:
                 raise ValueError("For an MLP, pass the current params to the tracker.")
             _, apply_fn = self.model.finite(self.width or int(np.shape(params[0][0])[1]))
-
-            def u(p):
-                return apply_fn(params, p[None])[0, 0]
-
         else:
             w = wrap(self.model, params, self.output)
-            theta = as_float64(w.params)
+            params = as_float64(w.params)
 
-            def u(p):
-                return w.apply(w.static, theta, w.aux, p)
+            def apply_fn(theta, xb):  # (1, d) -> (1, outputs), as _apply_operator expects
+                return jnp.reshape(w.apply(w.static, theta, w.aux, xb[0]), (1, -1))
 
         out = []
         for bound, x, target in self.problem.pieces:
             op, fields = _unbind(bound, len(x), "operator")
-            c = op.coefficient_values(x, fields)
-            cm = jnp.stack([jnp.asarray(c[key]) for key, _ in op.terms], axis=1)
-            vals = jax.vmap(lambda p, ci, op=op: apply_at(op, u, p, ci))(jnp.asarray(x), cm)
+            vals = _apply_operator(apply_fn, params, op, jnp.asarray(x), fields)
             out.append(np.asarray(vals) - target)
         return np.concatenate(out)
 

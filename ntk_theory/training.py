@@ -28,9 +28,10 @@ from .pinn import PINNKernel, PINNProblem
 __all__ = ["LossPrediction", "TrainingRecord", "predicted_losses", "train_pinn"]
 
 
-def _apply_operator(apply_fn, params, op: Operator, x: jax.Array) -> jax.Array:
-    """``(T u_θ)(x_i)`` for all points, by nested forward-mode in ``x``."""
-    coeffs = op.coefficient_values(x)
+def _apply_operator(apply_fn, params, op: Operator, x: jax.Array, fields=None) -> jax.Array:
+    """``(T u_θ)(x_i)`` for all points, by nested forward-mode in ``x``; ``apply_fn(params, X)``
+    maps ``(n, d)`` points to ``(n, outputs)``; ``fields``: per-point field values of ``op``."""
+    coeffs = op.coefficient_values(x, fields)
     n_out = len(op.functions)
 
     def u(p):
