@@ -37,6 +37,8 @@ from .operators import robin as robin
 from .pinn import PINNKernel as PINNKernel
 from .pinn import PINNProblem as PINNProblem
 from .pinn import pinn_kernel as pinn_kernel
+from .prediction import Prediction as Prediction
+from .prediction import predict as predict
 from .problems import poisson_1d as poisson_1d
 from .problems import poisson_2d as poisson_2d
 from .problems import wave_1d as wave_1d
@@ -54,10 +56,12 @@ from .sweeps import SweepFileError as SweepFileError
 from .sweeps import SweepResult as SweepResult
 from .sweeps import width_sweep as width_sweep
 from .tracking import NTKTracker as NTKTracker
+from .training import EnsembleRecord as EnsembleRecord
 from .training import LossPrediction as LossPrediction
 from .training import TrainingRecord as TrainingRecord
 from .training import predicted_losses as predicted_losses
 from .training import stable_learning_rate as stable_learning_rate
+from .training import train_ensemble as train_ensemble
 from .training import train_pinn as train_pinn
 
 __version__ = "0.2.0"
@@ -67,6 +71,7 @@ __all__ = [
     "MLP",
     "Activation",
     "DecayFit",
+    "EnsembleRecord",
     "ExtrapolatedEigenvalues",
     "Float64Error",
     "LossPrediction",
@@ -76,6 +81,7 @@ __all__ = [
     "OperatorError",
     "PINNKernel",
     "PINNProblem",
+    "Prediction",
     "Quadrature",
     "SmoothnessError",
     "Spectrum",
@@ -103,6 +109,7 @@ __all__ = [
     "pinn_kernel",
     "poisson_1d",
     "poisson_2d",
+    "predict",
     "predicted_losses",
     "richardson_eigenvalues",
     "robin",
@@ -111,6 +118,7 @@ __all__ = [
     "sphere_spectrum",
     "stable_learning_rate",
     "trace_weights",
+    "train_ensemble",
     "train_pinn",
     "wave_1d",
     "width_sweep",

@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import sympy as sp
 
-__all__ = ["plane", "weight_polynomial"]
+__all__ = ["norm_and_direction", "plane", "weight_polynomial"]
 
 MultiIndex = tuple[int, ...]
 
@@ -82,6 +82,23 @@ def weight_polynomial(gamma: MultiIndex) -> tuple[tuple[tuple[int, int], ...], o
     return monomials, evaluate
 
 
+def norm_and_direction(xt: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``(|x̃|, x̃/|x̃|)`` per row of ``xt`` ``(n, D)``, without under- or overflow.
+
+    The norm is taken of ``x̃ / max_k |x̃_k|`` (``jnp.linalg.norm`` squares the entries: a
+    point at ``|x| = 1e-200`` got norm 0 and a direction of length 1e-200, which dropped the
+    weight component along it). Where ``x̃ = 0`` the direction is the first axis: any unit
+    vector gives the same expectations there, as ``u = |x̃| z₁ = 0``.
+    """
+    big = jnp.max(jnp.abs(xt), axis=-1, keepdims=True)
+    nonzero = big > 0
+    scaled = xt / jnp.where(nonzero, big, 1.0)
+    length = jnp.linalg.norm(scaled, axis=-1, keepdims=True)
+    first_axis = jax.nn.one_hot(0, xt.shape[-1], dtype=xt.dtype)
+    direction = jnp.where(nonzero, scaled / jnp.where(nonzero, length, 1.0), first_axis)
+    return (big * length)[..., 0], direction
+
+
 def plane(xt1: jax.Array, xt2: jax.Array):
     """Geometry of every pair of augmented inputs ``x̃ = (σ_w x/√d, σ_b)``.
 
@@ -95,18 +112,18 @@ def plane(xt1: jax.Array, xt2: jax.Array):
         Where the pair is parallel, ``e2`` is any unit vector orthogonal to ``e1`` (the
         expectations do not depend on it there).
     """
-    a = jnp.linalg.norm(xt1, axis=-1)[:, None]
-    b = jnp.linalg.norm(xt2, axis=-1)[None, :]
-    safe_a = jnp.where(a > 0, a, 1.0)
-    e1 = (xt1 / safe_a)[:, None, :]
+    a, e1 = norm_and_direction(xt1)
+    b, _ = norm_and_direction(xt2)
+    a, b, e1 = a[:, None], b[None, :], e1[:, None, :]
     proj = jnp.sum(e1 * xt2[None, :, :], axis=-1)  # x̃'·e1 = b ρ
     # the orthogonal part from the difference x̃' - x̃, which does not cancel near the diagonal
     delta = xt2[None, :, :] - xt1[:, None, :]
     perp = delta - jnp.sum(delta * e1, axis=-1, keepdims=True) * e1
-    c = jnp.linalg.norm(perp, axis=-1)  # = b s
+    c, along = norm_and_direction(perp)  # c = b s
     safe_b = jnp.where(b > 0, b, 1.0)
-    rho = jnp.where((a > 0) & (b > 0), proj / safe_b, 0.0)
-    s = jnp.where((a > 0) & (b > 0), c / safe_b, 1.0)
+    # from the frame itself (also where x̃ = 0 and e1 is the fallback axis): v = b(ρ z₁ + s z₂)
+    rho = jnp.where(b > 0, proj / safe_b, 0.0)
+    s = jnp.where(b > 0, c / safe_b, 1.0)
     rho = jnp.clip(rho, -1.0, 1.0)
     # fallback direction orthogonal to e1 where the pair is parallel: the axis least aligned
     D = xt1.shape[-1]
@@ -114,8 +131,7 @@ def plane(xt1: jax.Array, xt2: jax.Array):
     fallback = jax.nn.one_hot(axis, D)
     fallback = fallback - jnp.sum(fallback * e1, axis=-1, keepdims=True) * e1
     fallback = fallback / jnp.linalg.norm(fallback, axis=-1, keepdims=True)
-    tiny = c <= 1e-300
-    e2 = jnp.where(tiny[..., None], fallback, perp / jnp.where(tiny, 1.0, c)[..., None])
+    e2 = jnp.where((c > 0)[..., None], along, fallback)
     return a, b, rho, s, e1, e2
 
 

@@ -21,11 +21,18 @@ import numpy as np
 import scipy.linalg
 
 from .empirical import init_params
-from .networks import MLP
+from .networks import MLP, check_points
 from .operators import Operator, apply_at
 from .pinn import PINNKernel, PINNProblem
 
-__all__ = ["LossPrediction", "TrainingRecord", "predicted_losses", "train_pinn"]
+__all__ = [
+    "EnsembleRecord",
+    "LossPrediction",
+    "TrainingRecord",
+    "predicted_losses",
+    "train_ensemble",
+    "train_pinn",
+]
 
 
 def _apply_operator(apply_fn, params, op: Operator, x: jax.Array, fields=None) -> jax.Array:
@@ -71,6 +78,30 @@ class TrainingRecord:
     params: object = field(repr=False)
 
 
+def _loss_functions(apply_fn, problem: PINNProblem):
+    """``(errors, pieces)``: the stacked errors ``T_p u_θ(x_p) - target_p`` per piece and the
+    loss pieces ``w_p/(2N_p) Σ e²`` as functions of the parameters."""
+    ops = [op for op, _, _ in problem.pieces]
+    xs = [jnp.asarray(x) for _, x, _ in problem.pieces]
+    targets = [jnp.asarray(t) for _, _, t in problem.pieces]
+
+    def errors(p):
+        return [
+            _apply_operator(apply_fn, p, op, x) - t
+            for op, x, t in zip(ops, xs, targets, strict=True)
+        ]
+
+    def pieces(p):
+        return jnp.stack(
+            [
+                w / (2 * n) * jnp.sum(e**2)
+                for w, n, e in zip(problem.loss_weights, problem.sizes, errors(p), strict=True)
+            ]
+        )
+
+    return errors, pieces
+
+
 def stable_learning_rate(K: PINNKernel, factor: float = 0.5) -> float:
     """``factor × 2 / λ_max(Λ^{1/2} K Λ^{1/2})``: gradient descent on the linearized model is
     stable for ``η < 2/λ_max`` (Wang, Yu, Perdikaris §4; Lee et al. 2019, arXiv 1902.06720, §2.3)."""
@@ -105,28 +136,14 @@ def train_pinn(
     d = problem.x_residual.shape[1]
     params = init_params(net, width, d, seed)
     _, apply_fn = net.finite(width)
-    pieces_list = problem.pieces
-    ops = [op for op, _, _ in pieces_list]
-    xs = [jnp.asarray(x) for _, x, _ in pieces_list]
-    targets = [jnp.asarray(t) for _, _, t in pieces_list]
+    xs = [jnp.asarray(x) for _, x, _ in problem.pieces]
     sizes = problem.sizes
-    wk = problem.loss_weights
     if learning_rate is None:
         learning_rate = stable_learning_rate(problem.kernel(net), lr_factor)
     if not (learning_rate > 0 and math.isfinite(learning_rate)):
         raise ValueError(f"learning_rate must be positive and finite, got {learning_rate!r}.")
 
-    def errors(p):
-        return [
-            _apply_operator(apply_fn, p, op, x) - t
-            for op, x, t in zip(ops, xs, targets, strict=True)
-        ]
-
-    def pieces(p):
-        return jnp.stack(
-            [w / (2 * n) * jnp.sum(e**2) for w, n, e in zip(wk, sizes, errors(p), strict=True)]
-        )
-
+    errors, pieces = _loss_functions(apply_fn, problem)
     loss = lambda p: jnp.sum(pieces(p))  # noqa: E731
 
     @jax.jit
@@ -253,3 +270,113 @@ def predicted_losses(
             [0.5 * float(np.sum(e_scaled[off[i] : off[i + 1]] ** 2)) for i in range(len(K.sizes))]
         )
     return LossPrediction(steps, np.array(out), K.labels, float(learning_rate))
+
+
+@dataclass(frozen=True)
+class EnsembleRecord:
+    """Outputs of an ensemble of independently initialized networks during training.
+
+    Attributes:
+        steps: ``(m,)`` step numbers.
+        outputs: ``(m, seeds, n)`` ``T* u_θ`` at the test points, per step and seed.
+        x_test: ``(n, d)`` test points.
+        seeds: the initialization seeds.
+        width: hidden width.
+        learning_rate: ``η``.
+    """
+
+    steps: np.ndarray
+    outputs: np.ndarray
+    x_test: np.ndarray
+    seeds: tuple[int, ...]
+    width: int
+    learning_rate: float
+
+    @property
+    def mean(self) -> np.ndarray:
+        """``(m, n)`` ensemble mean."""
+        return self.outputs.mean(axis=1)
+
+    @property
+    def std(self) -> np.ndarray:
+        """``(m, n)`` ensemble standard deviation (``ddof = 1``)."""
+        return self.outputs.std(axis=1, ddof=1)
+
+
+def train_ensemble(
+    net: MLP,
+    width: int,
+    problem: PINNProblem,
+    steps: Sequence[int],
+    x_test,
+    *,
+    seeds: Sequence[int] = tuple(range(16)),
+    learning_rate: float | None = None,
+    T_test: Operator | None = None,
+) -> EnsembleRecord:
+    """Train ``len(seeds)`` networks ``net.finite(width)`` on ``problem`` at once (full-batch
+    gradient descent, vectorized over the seeds) and record ``T* u_θ(x_test)`` at ``steps``.
+
+    The finite-width counterpart of :func:`ntk_theory.predict`: as the width grows the
+    ensemble's mean and standard deviation approach the predicted ``μ_t`` and ``σ_t``
+    (Lee et al. 2019, arXiv 1902.06720, Fig. 3). The default learning rate is ``predict``'s,
+    ``1/λ_max`` of the infinite-width kernel.
+
+    Args:
+        net, width: the architecture and hidden width.
+        problem: the PINN problem.
+        steps: strictly increasing step numbers ``≥ 0`` at which outputs are recorded.
+        x_test: ``(n, d)`` test points.
+        seeds: initialization seeds (``init_params``).
+        learning_rate: ``η``.
+        T_test: operator applied to the output at the test points (default: ``u``).
+
+    Returns:
+        :class:`EnsembleRecord`.
+
+    Example:
+        >>> rec = train_ensemble(MLP(1, "tanh"), 512, poisson_1d(16), [0, 100], x, seeds=range(8))
+        >>> rec.mean.shape   # (2, n)
+    """
+    from .operators import identity
+    from .prediction import _check_steps
+
+    stamps = _check_steps(steps, "gd").astype(int)
+    if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+        raise ValueError(f"width must be a positive integer, got {width!r}.")
+    seeds = tuple(int(s) for s in seeds)
+    if not seeds:
+        raise ValueError("seeds must name at least one initialization.")
+    d = problem.x_residual.shape[1]
+    x_test = np.asarray(check_points(x_test, None, "x_test")[0])
+    if x_test.shape[1] != d:
+        raise ValueError(
+            f"x_test has points of dimension {x_test.shape[1]}, the problem {d}; pass (n, {d})."
+        )
+    if learning_rate is None:
+        learning_rate = stable_learning_rate(problem.kernel(net), 0.5)
+    if not (learning_rate > 0 and math.isfinite(learning_rate)):
+        raise ValueError(f"learning_rate must be positive and finite, got {learning_rate!r}.")
+    _, apply_fn = net.finite(width)
+    _, pieces = _loss_functions(apply_fn, problem)
+    T_star = identity(problem.residuals[0].coords) if T_test is None else T_test
+    xt = jnp.asarray(x_test)
+    params = jax.tree_util.tree_map(
+        lambda *leaves: jnp.stack(leaves), *[init_params(net, width, d, s) for s in seeds]
+    )
+    eta = float(learning_rate)
+
+    def step(_, p):
+        g = jax.grad(lambda q: jnp.sum(pieces(q)))(p)
+        return jax.tree_util.tree_map(lambda a, b: a - eta * b, p, g)
+
+    advance = jax.jit(jax.vmap(lambda p, k: jax.lax.fori_loop(0, k, step, p), (0, None)))
+    observe = jax.jit(jax.vmap(lambda p: _apply_operator(apply_fn, p, T_star, xt)))
+    out, done = [], 0
+    for stamp in stamps:
+        params = advance(params, stamp - done)
+        done = int(stamp)
+        out.append(np.asarray(observe(params)))
+    return EnsembleRecord(
+        stamps, np.array(out).reshape(len(stamps), len(seeds), -1), x_test, seeds, width, eta
+    )
