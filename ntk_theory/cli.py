@@ -6,6 +6,8 @@
 * ``ntk-theory spectrum`` computes the spectrum of ``T_x T_x' Θ`` for a network, operator and
   domain given on the command line;
 * ``ntk-theory compare`` runs a width sweep: empirical against infinite-width (operator) NTK;
+* ``ntk-theory predict`` prints (and plots) the solution an infinitely wide PINN converges to on
+  a built-in problem, with its ±2σ band and L2 error over training;
 * ``ntk-theory demo`` prints a kernel, an operator kernel and their spectra.
 
 Errors are one line (``error: ...``) with exit status 2; ``--debug`` shows the traceback.
@@ -197,6 +199,106 @@ def _figures_cmd(args) -> int:
     return 0
 
 
+#: ``ntk-theory predict --problem``: the catalogue of :mod:`ntk_theory.problems`.
+_PROBLEMS = ("poisson_1d", "poisson_2d", "wave_1d")
+
+
+def _problem(args):
+    from . import problems
+
+    if args.problem == "poisson_1d":
+        return problems.poisson_1d(args.n, frequency=args.frequency)
+    if args.problem == "poisson_2d":
+        return problems.poisson_2d(args.n, args.n)
+    return problems.wave_1d(args.n)
+
+
+def _test_points(problem, n: int) -> np.ndarray:
+    d = problem.x_residual.shape[1]
+    t = np.linspace(0.0, 1.0, n)
+    if d == 1:
+        return t[:, None]
+    return np.stack(np.meshgrid(t, t, indexing="ij"), -1).reshape(-1, 2)
+
+
+def _predict_cmd(args) -> int:
+    import dataclasses
+
+    from .prediction import predict
+    from .spectra import trace_weights
+
+    plot = _writable_file(args.plot, "--plot")
+    net = MLP(args.depth, args.activation, W_std=args.W_std, b_std=args.b_std)
+    problem = _problem(args)
+    if args.trace_weights:
+        weights = trace_weights(problem.kernel(net))
+        problem = dataclasses.replace(problem, loss_weights=tuple(weights.values()))
+    x = _test_points(problem, args.n_test)
+    pred = predict(
+        net, problem, x, args.steps, learning_rate=args.learning_rate, method=args.method
+    )
+    print(
+        f"{net}\n{problem.name}; loss weights {', '.join(f'{w:.4g}' for w in problem.loss_weights)}"
+    )
+    print(
+        f"{'gradient descent' if pred.method == 'gd' else 'gradient flow'}, η = "
+        f"{pred.learning_rate:.4g}; {pred.n_floored} of {pred.eigenvalues.size} modes below "
+        f"the floor {pred.floor:.2e}\n"
+    )
+    has_exact = pred.exact is not None
+    print(f"{'step':>10} {'rel. L2 error':>14} {'mean σ':>10}")
+    rows = [(f"{t:g}", m, sd) for t, m, sd in zip(pred.steps, pred.mean, pred.std, strict=True)]
+    rows.append(("∞", pred.mean_inf, pred.std_inf))
+    for label, mean, sd in rows:
+        err = pred._rel(mean) if has_exact else float("nan")
+        print(f"{label:>10} {err:>14.4e} {float(np.mean(sd)):>10.3e}")
+    if plot:
+        _plot_prediction(pred, problem, f"{net}\n{problem.name}", plot)
+        print(f"plot written to {plot}")
+    return 0
+
+
+def _plot_prediction(pred, problem, title: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.6))
+    if pred.x_test.shape[1] == 1:
+        x = pred.x_test[:, 0]
+        if pred.exact is not None:
+            ax1.plot(x, pred.exact, "k--", lw=1, label="exact")
+        for label, mean, sd in (
+            *(
+                (f"step {t:g}", m, s)
+                for t, m, s in zip(pred.steps, pred.mean, pred.std, strict=True)
+            ),
+            ("t → ∞", pred.mean_inf, pred.std_inf),
+        ):
+            (line,) = ax1.plot(x, mean, lw=1.2, label=label)
+            ax1.fill_between(x, mean - 2 * sd, mean + 2 * sd, color=line.get_color(), alpha=0.2)
+        ax1.set_xlabel("x")
+        ax1.set_ylabel("μ_t ± 2σ_t")
+        ax1.legend(fontsize=7)
+    else:
+        n = round(np.sqrt(pred.x_test.shape[0]))
+        im = ax1.imshow(pred.mean_inf.reshape(n, n).T, origin="lower", extent=(0, 1, 0, 1))
+        fig.colorbar(im, ax=ax1)
+        ax1.set_title("μ_∞", fontsize=8)
+    if pred.exact is not None and pred.steps.size:
+        ax2.semilogy(np.maximum(pred.steps, 1), pred.l2_error(), "o-", label="predicted mean")
+        ax2.axhline(pred.l2_error_inf, color="k", lw=0.8, ls=":", label="t → ∞")
+        ax2.set_xscale("log")
+        ax2.set_xlabel("step")
+        ax2.set_ylabel("relative L2 error")
+        ax2.legend(fontsize=7)
+    fig.suptitle(title, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def _default_cache_dir() -> str:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache")
     return os.path.join(base, "ntk_theory", "xla")
@@ -238,7 +340,7 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _network_args(p: argparse.ArgumentParser) -> None:
+def _architecture_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--activation",
         default="tanh",
@@ -248,6 +350,10 @@ def _network_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--depth", type=_positive_int, default=1, help="hidden layers (default 1)")
     p.add_argument("--W-std", type=float, default=1.0, help="weight scale σ_w (default 1)")
     p.add_argument("--b-std", type=float, default=1.0, help="bias scale σ_b (default 1)")
+
+
+def _network_args(p: argparse.ArgumentParser) -> None:
+    _architecture_args(p)
     p.add_argument(
         "--operator",
         default="u",
@@ -331,6 +437,40 @@ def build_parser() -> argparse.ArgumentParser:
         "--seeds", type=_positive_int, default=3, help="initializations per width (default 3)"
     )
     cmp_.add_argument("--out", help="JSON file: finished runs are saved and a rerun resumes")
+    pr = sub.add_parser(
+        "predict",
+        help="the solution an infinitely wide PINN converges to, with ±2σ over initializations",
+        description="Mean and standard deviation of the infinitely wide network trained on a "
+        "built-in problem (gradient descent or flow), at the given steps and t → ∞, with the "
+        "relative L2 error to the exact solution.",
+    )
+    _architecture_args(pr)
+    pr.add_argument("--problem", default="poisson_1d", choices=list(_PROBLEMS))
+    pr.add_argument(
+        "--n",
+        type=_positive_int,
+        default=16,
+        help="collocation points (per dimension in 2-D; default 16)",
+    )
+    pr.add_argument(
+        "--frequency", type=float, default=1.0, help="poisson_1d: u = sin(kπx) (default 1)"
+    )
+    pr.add_argument(
+        "--steps",
+        type=float,
+        nargs="+",
+        default=[10, 100, 1000, 10000],
+        help="steps to predict at (strictly increasing; t → ∞ is always shown)",
+    )
+    pr.add_argument("--learning-rate", type=float, help="η (default 1/λ_max)")
+    pr.add_argument("--method", choices=["gd", "flow"], default="gd")
+    pr.add_argument(
+        "--trace-weights", action="store_true", help="Wang–Yu–Perdikaris trace loss weights"
+    )
+    pr.add_argument(
+        "--n-test", type=_positive_int, default=101, help="test points (per dimension in 2-D)"
+    )
+    pr.add_argument("--plot", metavar="FILE.png", help="also save the prediction's plot")
     demo = sub.add_parser("demo", help="spectra of Θ, ∂Θ∂' and ∂²Θ∂'² for a small erf network")
     demo.add_argument("--n", type=_positive_int, default=64, help="quadrature nodes (default 64)")
     return parser
@@ -356,6 +496,7 @@ def main(argv: list[str] | None = None) -> int:
         "spectrum": _spectrum_cmd,
         "compare": _compare_cmd,
         "demo": _demo_cmd,
+        "predict": _predict_cmd,
     }
     try:
         return commands[args.command](args)

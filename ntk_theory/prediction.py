@@ -69,6 +69,12 @@ class Prediction:
             identity), else ``None``.
         learning_rate: ``η``.
         method: ``"gd"`` or ``"flow"``.
+        weight_change: ``(m,)`` ``‖θ_t - θ_0‖`` of the linearized network driven by the
+            targets alone (``u_0 = 0``): ``(Σ_k c_k² φ_t(λ_k)² λ_k)^{1/2}``, ``c = Vᵀ Λ^{1/2} y``.
+            The prediction needs a network that stays linear over this distance; in the NTK
+            parameterization the kernel's relative drift grows like ``weight_change/√width``
+            (Lee et al. 2019, Thm 2.1), so compare it with ``√width``.
+        weight_change_inf: the same at ``t → ∞``.
         eigenvalues: ``(N,)`` eigenvalues of ``Λ^{1/2} K Λ^{1/2}`` (ascending, clipped at 0).
         floor: the eigenvalue floor ``rcond · λ_max``; ``n_floored`` modes are below it.
     """
@@ -84,6 +90,8 @@ class Prediction:
     exact: np.ndarray | None
     learning_rate: float
     method: str
+    weight_change: np.ndarray
+    weight_change_inf: float
     eigenvalues: np.ndarray
     floor: float
     n_floored: int
@@ -283,10 +291,11 @@ def predict(
         if full_cov:
             cov = k_star - A @ R.T - R @ A.T + AC @ A.T
             cov = 0.5 * (cov + cov.T)
-        return mean, np.sqrt(np.maximum(var, 0.0)), cov
+        moved = float(np.sqrt(np.sum(c**2 * phi**2 * lam)))
+        return mean, np.sqrt(np.maximum(var, 0.0)), cov, moved
 
     results = [at(float(t)) for t in times]
-    mean_inf, std_inf, cov_inf = at(math.inf)
+    mean_inf, std_inf, cov_inf, moved_inf = at(math.inf)
     n = x_test.shape[0]
     exact = None
     if problem.exact is not None and T_test is None:
@@ -303,6 +312,8 @@ def predict(
         exact=exact,
         learning_rate=eta,
         method=method,
+        weight_change=np.array([r[3] for r in results]),
+        weight_change_inf=moved_inf,
         eigenvalues=lam,
         floor=floor,
         n_floored=int(np.sum(~live)),

@@ -14,11 +14,13 @@ FIGURES = (
     "loss_prediction",
     "trace_weights",
     "wave_kernel",
+    "prediction",
 )
 
 #: Rough run time of each figure on 2 cores, full size and ``--quick`` (seconds). The command
 #: line starts the slowest first, so parallel workers finish together.
 COST = {
+    "prediction": (420, 40),
     "wyp_poisson": (90, 18),
     "wave_kernel": (70, 19),
     "width_error": (45, 14),

@@ -127,14 +127,13 @@ def cpu_groups(jobs: int) -> list[set[int] | None]:
 
 
 def run_parallel(names, out, quick: bool, jobs: int, report) -> list[FigureResult]:
-    """Run the figures in this process and ``jobs - 1`` pinned worker processes.
+    """Run the figures in ``jobs`` pinned worker processes; this process only manages them.
 
-    This process is one of the workers: it has imported JAX already, while a fresh worker
-    takes about 8 s to start (measured, quick figures on 2 cores: 60 s with this process
-    working, 66-77 s with two workers and this process waiting). Each worker takes the next
-    figure from ``names`` as soon as it is free; ``report(i, result)`` is called as each one
-    finishes. On ``KeyboardInterrupt`` every worker is terminated and joined before the
-    interrupt propagates.
+    Each worker takes the next figure from ``names`` as soon as it is free;
+    ``report(i, result)`` is called as each one finishes. On ``KeyboardInterrupt`` every worker
+    is terminated and joined before the interrupt propagates. (This process used to run figures
+    too, saving a worker's ~8 s start; interrupted inside XLA it could die of SIGSEGV before
+    stopping its workers, so it no longer computes anything.)
     """
     pending: queue.SimpleQueue[str] = queue.SimpleQueue()
     for name in names:
@@ -150,18 +149,13 @@ def run_parallel(names, out, quick: bool, jobs: int, report) -> list[FigureResul
             results.append(result)
             report(len(results), result)
 
-    groups = cpu_groups(jobs)
     threads = [
         threading.Thread(target=_manage, args=(cpus, str(out), quick, pending, finished, stop))
-        for cpus in groups[1:]
+        for cpus in cpu_groups(jobs)
     ]
     for thread in threads:
         thread.start()
     try:
-        with _pinned(groups[0]):  # before this process's JAX starts its threads: they inherit it
-            for name in _drain(pending):
-                print(f"  {name} started", file=sys.stderr, flush=True)
-                finished(run_figure(name, out, quick))
         for thread in threads:
             while thread.is_alive():
                 thread.join(timeout=0.2)  # short waits: Ctrl-C is delivered between them

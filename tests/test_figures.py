@@ -16,6 +16,9 @@ import paper_figures
 from ntk_theory.cli import main as cli_main
 from paper_figures import _runner as _figure_runner
 
+# one pytest-xdist worker makes the figures once for every test here
+pytestmark = pytest.mark.xdist_group("figures")
+
 
 @pytest.fixture(scope="module")
 def figures(tmp_path_factory):
@@ -111,6 +114,26 @@ def test_wave_kernel(figures):
     for entry in figures["wave_kernel"][1]["kernels"]:
         weights = entry["trace_weights"]
         assert weights["residual"] < min(v for k, v in weights.items() if k != "residual")
+
+
+def test_prediction(figures):
+    # 1-D Poisson, sin(πx): the ensembles' L2 error follows the infinite-width prediction
+    # (after step 0, where 4 draws of u_0 are noise); sin(4πx) needs the weights to move ~100x
+    # further, which is why no width here follows it.
+    data = figures["prediction"][1]
+    cases = {c["label"]: c for c in data["cases"]}
+    for label in ("sin(1πx), unweighted", "sin(1πx), trace weights"):
+        case = cases[label]
+        predicted = np.asarray(case["predicted_l2_error"])
+        widest = np.asarray(case["runs"][-1]["l2_error"])
+        assert predicted[-1] < 0.05 * predicted[0]
+        # the mean of `seeds` networks scatters by σ/√seeds around μ_t (3 standard errors, in
+        # units of ‖u‖), plus a finite-width allowance of half the predicted error
+        exact = np.linalg.norm(case["exact"])
+        noise = 3 * np.linalg.norm(case["predicted_std"]) / np.sqrt(data["seeds"]) / exact
+        assert abs(widest[-1] - predicted[-1]) <= 0.5 * predicted[-1] + noise, (label, widest)
+    slow = cases["sin(4πx), unweighted"]["weight_change"][-1]
+    assert slow > 20 * cases["sin(1πx), unweighted"]["weight_change"][-1]
 
 
 def test_cli_figures_rejects_unknown_names(capsys):

@@ -116,3 +116,22 @@ def test_prediction_inputs():
     # gradient flow takes continuous times, and large ones are stable
     p = nt.predict(NET, problem, x, [0.5, 1e12], method="flow", learning_rate=1e6)
     np.testing.assert_allclose(p.mean[-1], p.mean_inf, rtol=0, atol=1e-9)
+
+
+def test_cli_predict(tmp_path, capsys):
+    from ntk_theory.cli import main
+
+    png = tmp_path / "p.png"
+    args = ["predict", "--activation", "erf", "--depth", "2", "--W-std", "1.3", "--b-std", "0.2"]
+    args += ["--n", "6", "--n-test", "9", "--steps", "10", "100", "--plot", str(png)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    rows = [
+        line.split() for line in out.splitlines() if line.strip().startswith(("10", "100", "∞"))
+    ]
+    assert [r[0] for r in rows] == ["10", "100", "∞"]
+    errors = [float(r[1]) for r in rows]
+    assert errors[0] > errors[1] > errors[2]  # the L2 error falls with training
+    assert png.stat().st_size > 0
+    assert main([*args[:-2], "--steps", "100", "10"]) == 2
+    assert "strictly increasing" in capsys.readouterr().err
