@@ -8,6 +8,8 @@ Laplace–Beltrami shift of exactly 4 in the degree exponent, the -1/2 width slo
 
 import importlib
 import json
+import os
+import time
 
 import numpy as np
 import pytest
@@ -16,16 +18,35 @@ import paper_figures
 from ntk_theory.cli import main as cli_main
 from paper_figures import _runner as _figure_runner
 
-# one pytest-xdist worker makes the figures once for every test here
-pytestmark = pytest.mark.xdist_group("figures")
 
-
-@pytest.fixture(scope="module")
-def figures(tmp_path_factory):
+@pytest.fixture(scope="session")
+def figures(tmp_path_factory, worker_id):
     """Every figure at quick sizes, made as a user makes them: ``ntk-theory figures --quick``,
-    in two worker processes (so the parallel runner is exercised too)."""
-    out = tmp_path_factory.mktemp("figures")
-    assert cli_main(["figures", "--quick", "--out", str(out), "--jobs", "2", "--no-cache"]) == 0
+    in two worker processes (so the parallel runner is exercised too).
+
+    Made once per test run: under pytest-xdist the first worker to get here makes them in the
+    run's shared temporary folder, the others wait for it (``--dist loadgroup`` would keep these
+    tests on one worker, but it does not group on pytest 9).
+    """
+    base = tmp_path_factory.getbasetemp()
+    root = base if worker_id == "master" else base.parent  # one folder per run
+    out, done = root / "figures", root / "figures.status"
+    try:
+        os.close(os.open(root / "figures.lock", os.O_CREAT | os.O_EXCL))
+    except FileExistsError:  # another worker makes them
+        deadline = time.monotonic() + 1800
+        while not done.exists() and time.monotonic() < deadline:
+            time.sleep(1.0)
+        assert done.exists() and done.read_text() == "0", "the figures failed on another worker"
+    else:
+        status = 1
+        try:
+            status = cli_main(
+                ["figures", "--quick", "--out", str(out), "--jobs", "2", "--no-cache"]
+            )
+        finally:
+            done.write_text(str(status))
+        assert status == 0
     return {
         name: (
             {ext: out / f"{name}.{ext}" for ext in ("json", "png", "pdf")},
