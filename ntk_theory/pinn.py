@@ -81,6 +81,23 @@ def _as_list(x) -> list:
     return list(x) if isinstance(x, (list, tuple)) else [x]
 
 
+def block_matrix(net: MLP, pieces, get: str = "ntk") -> jax.Array:
+    """``[P_x Q_{x'} k]`` over all pairs of pieces ``(P, x_P)``, ``k`` the NTK or NNGP
+    (``get``); diagonal blocks exactly symmetric, lower blocks the transposes of upper ones."""
+    rows = []
+    for i, (Pi, xi) in enumerate(pieces):
+        row = []
+        for j, (Pj, xj) in enumerate(pieces):
+            if j < i:
+                row.append(rows[j][i].T)
+            elif i == j:
+                row.append(operator_kernel(net, Pi, xi, get=get))
+            else:
+                row.append(operator_kernel(net, Pi, xi, Pj, xj, get=get))
+        rows.append(row)
+    return jnp.block(rows)
+
+
 def pinn_kernel(
     net: MLP,
     residual: Operator | Sequence[Operator],
@@ -151,18 +168,7 @@ def pinn_kernel(
     )
     all_ops = [*residuals, *ops]
     all_x = [x_residual] * len(residuals) + xs
-    rows = []
-    for i in range(n_pieces):
-        row = []
-        for j in range(n_pieces):
-            if j < i:
-                row.append(rows[j][i].T)
-            elif i == j:
-                row.append(operator_kernel(net, all_ops[i], all_x[i]))
-            else:
-                row.append(operator_kernel(net, all_ops[i], all_x[i], all_ops[j], all_x[j]))
-        rows.append(row)
-    K = jnp.block(rows)
+    K = block_matrix(net, list(zip(all_ops, all_x, strict=True)), "ntk")
     sizes = tuple(int(x.shape[0]) for x in all_x)
     lam = jnp.concatenate([jnp.full((n,), w / n) for n, w in zip(sizes, loss_weights, strict=True)])
     n_r = sum(sizes[: len(residuals)])

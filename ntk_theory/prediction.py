@@ -39,14 +39,13 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import jax.numpy as jnp
 import numpy as np
 import scipy.linalg
 
 from .networks import MLP, check_points
 from .operator_kernels import operator_kernel
 from .operators import Operator, identity
-from .pinn import PINNProblem
+from .pinn import PINNProblem, block_matrix
 
 __all__ = ["Prediction", "predict"]
 
@@ -265,7 +264,7 @@ def predict(
     G = s[:, None] * V  # Λ^{1/2} V
     P = _stacked(net, T_star, x_test, pieces, "ntk") @ G  # Θ_{*X} Λ^{1/2} V
     R = _stacked(net, T_star, x_test, pieces, "nngp") @ G  # 𝒦_{*X} Λ^{1/2} V
-    kxx = np.asarray(_nngp_pinn(net, pieces))
+    kxx = np.asarray(block_matrix(net, pieces, "nngp"))
     C = G.T @ kxx @ G
     c = G.T @ y
     if full_cov:
@@ -318,19 +317,3 @@ def predict(
         floor=floor,
         n_floored=int(np.sum(~live)),
     )
-
-
-def _nngp_pinn(net: MLP, pieces) -> jnp.ndarray:
-    """The NNGP analogue of the PINN kernel: ``P_x Q_{x'} Σ`` over all pairs of pieces."""
-    rows = []
-    for i, (Pi, xi) in enumerate(pieces):
-        row = []
-        for j, (Pj, xj) in enumerate(pieces):
-            if j < i:
-                row.append(rows[j][i].T)
-            elif i == j:
-                row.append(np.asarray(operator_kernel(net, Pi, xi, get="nngp")))
-            else:
-                row.append(np.asarray(operator_kernel(net, Pi, xi, Pj, xj, get="nngp")))
-        rows.append(row)
-    return np.block(rows)
