@@ -8,6 +8,20 @@ Each case runs in its own process (peak memory = that process's max RSS):
 
 Target (issue 14): width 4096, N = 200 under 4 GB. The explicit baseline at width 4096 needs the
 200 × 16.8M Jacobian (27 GB in float64) and is run at width 1024 only, where both methods fit.
+
+Measured (2 cores, CPU, float64; both runs shared the cores with other work):
+
+======== ====== ===== ========== ========
+method   width  N     time (s)   peak GB
+======== ====== ===== ========== ========
+ours     1024   200   31         1.16
+explicit 1024   200   101        7.99
+ours     4096   200   2880       1.80
+======== ====== ===== ========== ========
+
+Same trace(K) for both methods at width 1024. At width 4096 with ``memory_gb=1`` only 4 rows of
+``J`` fit at once, so column chunks are recomputed for every block row (``N²/(2b)`` chunk
+Jacobians): memory stays at 1.8 GB, and time is the price; a larger ``memory_gb`` trades back.
 Run: ``uv run python benchmarks/user_models.py``.
 """
 

@@ -12,12 +12,16 @@ from ._precision import Float64Error as Float64Error
 from .activations import ACTIVATIONS as ACTIVATIONS
 from .activations import Activation as Activation
 from .activations import SmoothnessError as SmoothnessError
+from .constraints import OutputTransform as OutputTransform
 from .domains import Quadrature as Quadrature
 from .domains import box as box
 from .domains import box_boundary as box_boundary
 from .domains import interval as interval
 from .domains import interval_boundary as interval_boundary
 from .domains import sphere as sphere
+from .embeddings import Embedding as Embedding
+from .embeddings import FourierFeatures as FourierFeatures
+from .embeddings import PeriodicEmbedding as PeriodicEmbedding
 from .empirical import empirical_ntk as empirical_ntk
 from .empirical import init_params as init_params
 from .models import ModelError as ModelError
@@ -41,6 +45,7 @@ from .prediction import Prediction as Prediction
 from .prediction import predict as predict
 from .problems import poisson_1d as poisson_1d
 from .problems import poisson_2d as poisson_2d
+from .problems import stokes_cavity as stokes_cavity
 from .problems import wave_1d as wave_1d
 from .spectra import DecayFit as DecayFit
 from .spectra import ExtrapolatedEigenvalues as ExtrapolatedEigenvalues
@@ -71,16 +76,20 @@ __all__ = [
     "MLP",
     "Activation",
     "DecayFit",
+    "Embedding",
     "EnsembleRecord",
     "ExtrapolatedEigenvalues",
     "Float64Error",
+    "FourierFeatures",
     "LossPrediction",
     "ModelError",
     "NTKTracker",
     "Operator",
     "OperatorError",
+    "OutputTransform",
     "PINNKernel",
     "PINNProblem",
+    "PeriodicEmbedding",
     "Prediction",
     "Quadrature",
     "SmoothnessError",
@@ -117,6 +126,7 @@ __all__ = [
     "sphere",
     "sphere_spectrum",
     "stable_learning_rate",
+    "stokes_cavity",
     "trace_weights",
     "train_ensemble",
     "train_pinn",

@@ -430,7 +430,10 @@ def _inside_diagonal(act, xt, support, c: float, side: int, a_max: float) -> Jet
 # the block function
 # ----------------------------------------------------------------------------------------------
 def _geometric_det(net, geometry):
-    """``det Σ¹ = σ_w⁴ |x ∧ x'|²/d² + σ_w²σ_b² |x - x'|²/d`` (no cancellation near ``x = x'``)."""
+    """``det Σ¹ = σ_w⁴ |x ∧ x'|²/d² + σ_w²σ_b² |x - x'|²/d`` (no cancellation near ``x = x'``);
+    ``None`` (the layer forms ``Σ11 Σ22 - Σ12²`` itself) behind an input embedding."""
+    if geometry is None:
+        return None
     w2, b2 = net.W_std**2, net.b_std**2
     wedge, dist = geometry
     return wedge * (w2 * w2) + dist * (w2 * b2)
@@ -808,6 +811,7 @@ def kernel_blocks(
     progress=None,
 ) -> np.ndarray:
     """The whole ``(n₁, n₂)`` matrix, block by block (upper block triangle if symmetric)."""
+    net = getattr(net, "kernel_network", net)
     spec, data1, data2 = plan(net, x1, x1 if symmetric else x2, support, get, order)
     if symmetric:
         data2 = data1
@@ -820,9 +824,9 @@ def kernel_blocks(
     def blocks(n, b):
         return [(s, min(s + b, n)) for s in range(0, n, b)]
 
-    def pad(x, coeffs, data, start, stop, b):
+    def pad(x, coeffs, start, stop, b):
         idx = np.minimum(np.arange(start, start + b), stop - 1)
-        return x[idx], [np.asarray(c)[idx] for c in coeffs], _take(data, idx, spec)
+        return x[idx], [np.asarray(c)[idx] for c in coeffs], idx
 
     single = n1 <= block_size and n2 <= block_size
     if single:
@@ -837,17 +841,19 @@ def kernel_blocks(
         )
         K = np.asarray(K)
         return 0.5 * (K + K.T) if symmetric else K
-    rows = [(s, e, *pad(x1, a_vals, data1, s, e, b1)) for s, e in blocks(n1, b1)]
-    cols = (
-        rows
-        if symmetric
-        else [(s, e, *pad(x2, b_vals, data2, s, e, b2)) for s, e in blocks(n2, b2)]
-    )
+    # The per-point layer data (Mehler coefficients: up to ~0.5 GB per layer at N = 10,000) is
+    # sliced per block when the block is computed, never copied for all blocks at once.
+    rows = [(s, e, *pad(x1, a_vals, s, e, b1)) for s, e in blocks(n1, b1)]
+    cols = rows if symmetric else [(s, e, *pad(x2, b_vals, s, e, b2)) for s, e in blocks(n2, b2)]
     out = np.empty((n1, n2))
     todo = [(i, j) for i in range(len(rows)) for j in range(i if symmetric else 0, len(cols))]
+    row_data: tuple[int, object] = (-1, None)
     for count, (bi, bj) in enumerate(todo, start=1):
-        i0, i1, xb1, ab, rb = rows[bi]
-        j0, j1, xb2, bb, cb = cols[bj]
+        i0, i1, xb1, ab, idx1 = rows[bi]
+        j0, j1, xb2, bb, idx2 = cols[bj]
+        if row_data[0] != bi:
+            row_data = (bi, _take(data1, idx1, spec))
+        rb, cb = row_data[1], _take(data2, idx2, spec)
         blk = np.asarray(fn(xb1, xb2, ab, bb, rb, cb))[: i1 - i0, : j1 - j0]
         if symmetric and bi == bj:
             blk = 0.5 * (blk + blk.T)
@@ -868,6 +874,7 @@ def kernel_jet(
     (default: the support's largest one-sided degree) selects the first-layer method like an
     operator of that order would.
     """
+    net = getattr(net, "kernel_network", net)
     x1, x2 = np.asarray(x1, dtype=float), np.asarray(x2, dtype=float)
     if order is None:
         order = max(max(sum(split(m)[0]), sum(split(m)[1])) for m in support)

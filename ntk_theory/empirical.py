@@ -225,6 +225,9 @@ def empirical_ntk(
         if same and S_op is T_op
         else np.stack(list(S_op.coefficient_values(x2, S_fields).values()), axis=1)
     )
+    if isinstance(model, MLP) and not model.plain:
+        model, params = _as_function(model, params, width, d, seed)
+        width = None
     if not isinstance(model, MLP):
         if width is not None:
             raise ModelError(
@@ -340,6 +343,37 @@ def _generic_ntk(w, theta, T_op, c1, x1, S_op, c2, x2, symmetric, batch, memory_
     return jnp.asarray(K)
 
 
+def _as_function(net: MLP, params, width: int | None, d: int, seed: int):
+    """An MLP with an embedding, several outputs or an output transform as the function
+    ``f(params, x)`` of one point (its finite network, :meth:`MLP.finite`) and its parameters:
+    such networks take the generic path."""
+    if width is None and params is None:
+        raise ValueError("Pass width= (to initialize the network) or params= (trained parameters).")
+    if width is not None and (isinstance(width, bool) or not isinstance(width, int) or width < 1):
+        raise ValueError(f"width must be a positive integer, got {width!r}.")
+    net.check_dim(d)
+    if params is None:
+        params = init_params(net, width, d, seed)
+    else:
+        _check_params(net, params, d, width)
+    return _mlp_function(net), params
+
+
+@functools.cache
+def _mlp_function(net: MLP) -> Callable:
+    """``f(params, x)`` of one point for ``net``'s finite network; one object per network, so
+    compiled Jacobian programs are shared across seeds and widths of the same shapes
+    (neural-tangents' Dense apply reads the width from the parameters)."""
+    _, apply_fn = net.finite(1)
+    outputs = net.outputs
+
+    def f(p, x):
+        out = apply_fn(p, x[None, :])[0]
+        return out[0] if outputs == 1 else out
+
+    return f
+
+
 def _check_params(model: MLP, params, d: int, width: int | None) -> None:
     """``params`` must be the layer list of ``model.finite(width)`` for inputs of dimension ``d``."""
     dense = _dense_params(params) if isinstance(params, (list, tuple)) else []
@@ -351,8 +385,17 @@ def _check_params(model: MLP, params, d: int, width: int | None) -> None:
             f"{'' if not isinstance(params, (list, tuple)) else f' with {len(dense)} Dense pairs'}."
         )
     shapes = [np.shape(W) for W, _ in dense]
-    if shapes[0][0] != d:
-        raise ValueError(f"params expect inputs of dimension {shapes[0][0]}, the points have {d}.")
+    fan_in = model.fan_in(d)
+    if shapes[0][0] != fan_in:
+        what = (
+            f"the points have {d}" if model.embedding is None else f"the embedding gives {fan_in}"
+        )
+        raise ValueError(f"params expect inputs of dimension {shapes[0][0]}, {what}.")
+    if shapes[-1][1] != model.outputs:
+        raise ValueError(
+            f"params have {shapes[-1][1]} output(s), the network {model.outputs}; params must come "
+            "from model.finite(width) of this network."
+        )
     w = shapes[0][1]
     if width is not None and w != width:
         raise ValueError(f"width={width} but params have hidden width {w}; drop width= or fix it.")

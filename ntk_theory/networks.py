@@ -23,6 +23,7 @@ with ``(u, v) ~ N(0, Σ^l)``. ``depth`` counts hidden layers; the readout layer 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,6 +36,8 @@ from . import _engine
 from ._nt import stax
 from ._precision import as_float64, require_x64
 from .activations import Activation, get_activation
+from .constraints import OutputTransform
+from .embeddings import Embedding
 
 __all__ = ["MLP"]
 
@@ -74,6 +77,14 @@ class MLP:
             ``width``).
         width: hidden width used by the ``"standard"`` parameterization's infinite-width NTK
             (ignored for ``"ntk"``, whose kernels do not depend on it).
+        embedding: an input embedding ``γ`` in front of the first Dense layer
+            (:class:`~ntk_theory.FourierFeatures`, :class:`~ntk_theory.PeriodicEmbedding`);
+            ``None``: raw coordinates.
+        outputs: number of outputs ``m``; at infinite width they are independent, the kernel is
+            ``Θ ⊗ I_m``, and an operator over several unknowns (``functions=("u", "v", "p")``)
+            acts on them in order.
+        output_transform: a hard constraint ``u = g + D N`` (:class:`~ntk_theory.OutputTransform`);
+            kernels become ``D(x) D(x') Θ`` and operators ``T∘D``.
 
     Example:
         >>> net = MLP(depth=3, activation="erf", W_std=1.3, b_std=0.2)
@@ -87,6 +98,9 @@ class MLP:
     b_std: float = 0.0
     parameterization: str = "ntk"
     width: int = field(default=512)
+    embedding: Embedding | None = None
+    outputs: int = 1
+    output_transform: OutputTransform | None = None
 
     def __post_init__(self):
         if isinstance(self.depth, bool) or not isinstance(self.depth, int) or self.depth < 1:
@@ -109,10 +123,43 @@ class MLP:
             )
         if isinstance(self.width, bool) or not isinstance(self.width, int) or self.width < 1:
             raise ValueError(f"width must be a positive integer, got {self.width!r}.")
+        if self.embedding is not None and not isinstance(self.embedding, Embedding):
+            raise ValueError(
+                f"embedding must be an Embedding (FourierFeatures, PeriodicEmbedding) or None, got "
+                f"{type(self.embedding).__name__}."
+            )
+        if (
+            self.embedding is not None
+            and not self.embedding.finite
+            and self.parameterization == "standard"
+        ):
+            raise ValueError(
+                f"{self.embedding!r} has infinitely many features; the standard parameterization's "
+                "NTK grows with the fan-in. Use parameterization='ntk' or a finite embedding."
+            )
+        if isinstance(self.outputs, bool) or not isinstance(self.outputs, int) or self.outputs < 1:
+            raise ValueError(f"outputs must be a positive integer, got {self.outputs!r}.")
+        if self.output_transform is not None:
+            if not isinstance(self.output_transform, OutputTransform):
+                raise ValueError(
+                    f"output_transform must be an OutputTransform, got "
+                    f"{type(self.output_transform).__name__}."
+                )
+            if self.outputs != 1:
+                raise ValueError(
+                    "output_transform applies to a network with one output; this one has "
+                    f"outputs={self.outputs}."
+                )
 
     def __repr__(self) -> str:
         act = self.act.name
         extra = f", width={self.width}" if self.parameterization == "standard" else ""
+        if self.embedding is not None:
+            extra += f", embedding={self.embedding!r}"
+        if self.outputs != 1:
+            extra += f", outputs={self.outputs}"
+        if self.output_transform is not None:
+            extra += f", output_transform={self.output_transform!r}"
         return (
             f"MLP(depth={self.depth}, activation={act!r}, W_std={self.W_std}, "
             f"b_std={self.b_std}, parameterization={self.parameterization!r}{extra})"
@@ -124,19 +171,47 @@ class MLP:
         """The :class:`Activation` object."""
         return get_activation(self.activation)
 
-    #: Input embedding (issue: architectures); ``None``: raw coordinates.
-    embedding = None
+    @property
+    def plain(self) -> bool:
+        """No embedding, one output, no output transform (the layer-wise empirical path)."""
+        return self.embedding is None and self.outputs == 1 and self.output_transform is None
+
+    @property
+    def kernel_network(self) -> MLP:
+        """The network whose kernel the engine computes: without the output count and the output
+        transform, which act outside it (``Θ ⊗ I_m``; ``T∘D``). Networks that differ only there
+        share compiled kernel programs."""
+        if self.outputs == 1 and self.output_transform is None:
+            return self
+        return dataclasses.replace(self, outputs=1, output_transform=None)
+
+    def check_dim(self, dim: int) -> None:
+        """Raise a ``ValueError`` if points of dimension ``dim`` do not fit the network."""
+        if self.embedding is not None:
+            self.embedding.check_dim(dim)
+        if self.output_transform is not None:
+            self.output_transform.check_dim(dim)
 
     def fan_in(self, dim: int) -> int:
         """Width of the first Dense layer's input (the coordinates, or the embedding's features)."""
-        return dim
+        if self.embedding is None:
+            return dim
+        if not self.embedding.finite:  # only the NTK parameterization, which never reads it
+            self.embedding.check_dim(dim)
+            return math.inf
+        return self.embedding.out_dim(dim)
 
     def input_variance(self, x) -> np.ndarray:
-        """``⟨x, x⟩/d`` per point: the input covariance the first Dense layer sees."""
+        """``⟨γ(x), γ(x)⟩/F`` per point: the input covariance the first Dense layer sees."""
+        if self.embedding is not None:
+            return self.embedding.variance(x)
         return _engine.input_variance(x)
 
     def input_jets(self, x1, x2, support):
-        """Jets of the input covariance ``⟨x+dx, x'+dx'⟩/d`` (and its determinant pieces)."""
+        """Jets of the input covariance ``⟨γ(x+dx), γ(x'+dx')⟩/F`` and its diagonal versions,
+        plus the geometry of ``det Σ¹`` for raw coordinates (``None`` with an embedding)."""
+        if self.embedding is not None:
+            return (*self.embedding.jets(x1, x2, support), None)
         return _engine._input_jets(x1, x2, support)
 
     def _stax(self, width: int):
@@ -153,7 +228,10 @@ class MLP:
             ]
         layers.append(
             stax.Dense(
-                1, W_std=self.W_std, b_std=self.b_std, parameterization=self.parameterization
+                self.outputs,
+                W_std=self.W_std,
+                b_std=self.b_std,
+                parameterization=self.parameterization,
             )
         )
         return stax.serial(*layers)
@@ -164,20 +242,59 @@ class MLP:
 
         A reference path: its activation layers compute every entry on its own (closed forms,
         or the 2-D quadrature of :mod:`ntk_theory._gauss2d` for numeric activations), with
-        Price's theorem as their derivative. Use :meth:`ntk` for speed.
+        Price's theorem as their derivative. With an embedding it is applied to ``γ(x)``
+        (neural-tangents forms ``⟨γ(x), γ(x')⟩/F`` itself); with an output transform it is
+        ``D(x) D(x')`` times that. Use :meth:`ntk` for speed.
         """
-        return _cached_stax(self)[2]
+        base = _cached_stax(self)[2]
+        if self.embedding is None and self.output_transform is None:
+            return base
+        emb, ot = self.embedding, self.output_transform
+        if emb is not None and not emb.finite:
+            raise ValueError(
+                f"{emb!r} has no features to give neural-tangents (infinitely many); its kernels "
+                "come from MLP.ntk / operator_kernel only."
+            )
+
+        def kernel_fn(x1, x2=None, get="ntk"):
+            x2 = x1 if x2 is None else x2
+            h1, h2 = (x1, x2) if emb is None else (emb.features(x1), emb.features(x2))
+            K = base(h1, h2, get)
+            if ot is not None:
+                K = ot.D_values(x1)[:, None] * ot.D_values(x2)[None, :] * K
+            return K
+
+        return kernel_fn
 
     def finite(self, width: int) -> tuple[Callable, Callable]:
         """``(init_fn, apply_fn)`` of the same network with hidden width ``width``.
 
         ``init_fn(key, (-1, d))`` returns ``(output_shape, params)``; ``apply_fn(params, x)``
-        maps ``(n, d)`` inputs to ``(n, 1)`` outputs.
+        maps ``(n, d)`` inputs to ``(n, outputs)`` outputs. The parameters are neural-tangents'
+        layer list; an embedding is applied before the first Dense layer (which then has
+        ``F`` inputs) and an output transform after the last.
         """
         if isinstance(width, bool) or not isinstance(width, int) or width < 1:
             raise ValueError(f"width must be a positive integer, got {width!r}.")
         init_fn, apply_fn, _ = self._stax(width)
-        return init_fn, apply_fn
+        emb, ot = self.embedding, self.output_transform
+        if emb is None and ot is None:
+            return init_fn, apply_fn
+        if emb is not None and not emb.finite:
+            emb.out_dim(1)  # raises: an infinite embedding has no finite network
+
+        def init(key, input_shape):
+            self.check_dim(int(input_shape[-1]))
+            shape = (*input_shape[:-1], self.fan_in(int(input_shape[-1])))
+            return init_fn(key, shape)
+
+        def apply(params, x, **kwargs):
+            out = apply_fn(params, x if emb is None else emb.features(x), **kwargs)
+            if ot is not None:
+                out = ot.g_values(x)[:, None] + ot.D_values(x)[:, None] * out
+            return out
+
+        return init, apply
 
     # -- kernels -------------------------------------------------------------------------
     def ntk(self, x1, x2=None) -> jax.Array:
@@ -193,6 +310,7 @@ class MLP:
         x1, x2 = check_points(x1, x2)
         x1, x2 = np.asarray(x1), np.asarray(x2)
         d = x1.shape[1]
+        self.check_dim(d)
         zero = (0,) * d
         support = frozenset({zero + zero})
         ones1, ones2 = np.ones(x1.shape[0]), np.ones(x2.shape[0])
@@ -211,6 +329,9 @@ class MLP:
             jit=True,
             order=0,
         )
+        if self.output_transform is not None:
+            D1, D2 = self.output_transform.D_values(x1), self.output_transform.D_values(x2)
+            K = D1[:, None] * K * D2[None, :]
         return jnp.asarray(K)
 
 

@@ -76,14 +76,23 @@ def _check_dims(op: Operator, x: jax.Array, name: str) -> None:
         )
 
 
-def _prepare(net: MLP, T, x1, S, x2):
-    """Validate points and operators (S defaults to T) and evaluate their coefficients."""
+def _prepare(net: MLP, T, x1, S, x2, compose: bool = True):
+    """Validate points and operators (S defaults to T) and evaluate their coefficients.
+
+    With ``compose`` and a network with an output transform ``u = g + D N``, the operators are
+    replaced by ``T∘D`` and ``S∘D`` (they then act on ``N``, whose kernel the engine computes).
+    """
     S = T if S is None else S
     x1, x2 = check_points(x1, x2)
     T_op, T_fields = _unbind(T, x1.shape[0], "T")
     S_op, S_fields = _unbind(S, x2.shape[0], "S")
     _check_dims(T_op, x1, "T")
     _check_dims(S_op, x2, "S")
+    net.check_dim(x1.shape[1])
+    if compose and net.output_transform is not None:
+        same = S_op is T_op
+        T_op = net.output_transform.compose(T_op)
+        S_op = T_op if same else net.output_transform.compose(S_op)
     outputs = getattr(net, "outputs", 1)
     for op, name in ((T_op, "T"), (S_op, "S")):
         if len(op.functions) > 1 and len(op.functions) != outputs:
@@ -217,7 +226,7 @@ def operator_kernel_autodiff(
     ``x1_i`` and ``x2_j``), so one nested JVP gives ``∂_x^α ∂_{x'}^β K`` for the whole matrix.
     Slow to compile for high orders; used to check :func:`operator_kernel` and as a fallback.
     """
-    x1, x2, T_op, S_op, a_vals, b_vals = _prepare(net, T, x1, S, x2)
+    x1, x2, T_op, S_op, a_vals, b_vals = _prepare(net, T, x1, S, x2, compose=False)
     kernel_fn = net.kernel_fn
 
     def base(a, b):

@@ -92,10 +92,20 @@ def block_matrix(net: MLP, pieces, get: str = "ntk") -> jax.Array:
                 row.append(rows[j][i].T)
             elif i == j:
                 row.append(operator_kernel(net, Pi, xi, get=get))
+            elif not _shared_unknowns(Pi, Pj):
+                # independent outputs at infinite width (Θ ⊗ I): an exact zero block
+                row.append(jnp.zeros((np.shape(xi)[0], np.shape(xj)[0])))
             else:
                 row.append(operator_kernel(net, Pi, xi, Pj, xj, get=get))
         rows.append(row)
     return jnp.block(rows)
+
+
+def _shared_unknowns(P, Q) -> bool:
+    """Whether two pieces' operators act on a common unknown (else their block vanishes)."""
+    P = P.operator if isinstance(P, BoundOperator) else P
+    Q = Q.operator if isinstance(Q, BoundOperator) else Q
+    return bool({P.functions[f] for f, _ in P.keys} & {Q.functions[f] for f, _ in Q.keys})
 
 
 def pinn_kernel(
@@ -166,6 +176,8 @@ def pinn_kernel(
         if len(residuals) == 1
         else tuple(f"residual {k}" for k in range(len(residuals)))
     )
+    if net.output_transform is not None:
+        _refuse_enforced(net, ops, xs, names, x_residual)
     all_ops = [*residuals, *ops]
     all_x = [x_residual] * len(residuals) + xs
     K = block_matrix(net, list(zip(all_ops, all_x, strict=True)), "ntk")
@@ -174,6 +186,26 @@ def pinn_kernel(
     n_r = sum(sizes[: len(residuals)])
     blocks = {"rr": K[:n_r, :n_r], "rb": K[:n_r, n_r:], "br": K[n_r:, :n_r], "bb": K[n_r:, n_r:]}
     return PINNKernel(blocks, K, lam, sizes, (*res_names, *names), len(residuals), loss_weights)
+
+
+def _refuse_enforced(net: MLP, ops, xs, names, x_residual) -> None:
+    """A boundary piece whose ``B∘D`` vanishes at its points has identically zero kernel rows
+    (the network satisfies it exactly): refuse it instead of returning zero blocks."""
+    ot = net.output_transform
+    scale = max(1.0, float(np.max(np.abs(ot.D_values(np.asarray(x_residual))))))
+    for op, x, name in zip(ops, xs, names, strict=True):
+        unbound, fields = (
+            (op.operator, op.field_values()) if isinstance(op, BoundOperator) else (op, {})
+        )
+        composed = ot.compose(unbound)
+        values = composed.coefficient_values(np.asarray(x), fields)
+        if all(np.max(np.abs(v)) <= 1e-12 * scale for v in values.values()):
+            raise ValueError(
+                f"The boundary piece {name!r} is enforced exactly by the network's output transform "
+                f"(u = g + D N with D = {ot.D}): B∘D vanishes at its points, so its kernel rows are "
+                "identically zero and its loss term is constant. Drop it from the loss (pass the "
+                "remaining boundary pieces, or boundary=[] and x_boundary=[])."
+            )
 
 
 @dataclass(frozen=True)

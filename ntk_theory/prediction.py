@@ -236,6 +236,9 @@ def predict(
 
     pieces = [(op, np.asarray(x)) for op, x, _ in problem.pieces]
     y = np.concatenate([np.asarray(t) for t in problem.targets])
+    ot = net.output_transform
+    if ot is not None:  # u = g + D N: N learns the targets minus what the lift g gives
+        y = y - np.concatenate([ot.lift_values(op, x) for op, x in pieces])
     kernel = problem.kernel(net)
     K = np.asarray(kernel.K)
     s = np.sqrt(np.asarray(problem.lam))
@@ -295,6 +298,10 @@ def predict(
 
     results = [at(float(t)) for t in times]
     mean_inf, std_inf, cov_inf, moved_inf = at(math.inf)
+    if ot is not None:
+        shift = ot.lift_values(T_star, x_test)
+        results = [(r[0] + shift, *r[1:]) for r in results]
+        mean_inf = mean_inf + shift
     n = x_test.shape[0]
     exact = None
     if problem.exact is not None and T_test is None:

@@ -5,7 +5,9 @@ notebooks, tests and the command line.
   2022, §5 and §7.2, arXiv 2007.14527);
 * :func:`poisson_2d` -- ``-Δu = f`` on [0, 1]², Dirichlet, ``u = sin(πx) sin(πy)``;
 * :func:`wave_1d` -- ``u_tt - c² u_xx = 0`` on (0, 1)², three boundary pieces (initial value,
-  initial velocity, walls; Wang, Yu, Perdikaris §7.3).
+  initial velocity, walls; Wang, Yu, Perdikaris §7.3);
+* :func:`stokes_cavity` -- 2-D Stokes flow in the lid-driven cavity: a system of three equations
+  in ``(u, v, p)`` (two momentum equations, continuity) with Dirichlet velocity on the walls.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from .domains import box_boundary
 from .operators import Operator, derivative, identity, laplacian
 from .pinn import PINNProblem
 
-__all__ = ["poisson_1d", "poisson_2d", "wave_1d"]
+__all__ = ["poisson_1d", "poisson_2d", "stokes_cavity", "wave_1d"]
 
 
 def _check_count(name: str, n, minimum: int = 2) -> int:
@@ -111,4 +113,48 @@ def wave_1d(n_per_dim: int = 11, speed: float = 2.0, loss_weights=None) -> PINNP
         exact=exact,
         name=f"wave equation u_tt - {c * c:g} u_xx = 0",
         labels=("u(x, 0)", "u_t(x, 0)", "u(0, t), u(1, t)"),
+    )
+
+
+def stokes_cavity(n_per_dim: int = 8, n_boundary: int = 8, viscosity: float = 1.0) -> PINNProblem:
+    """Stokes flow in the lid-driven cavity [0, 1]², unknowns ``(u, v, p)``.
+
+    .. math::
+        -ν Δu + p_x = 0, \\quad -ν Δv + p_y = 0, \\quad u_x + v_y = 0 \\ \\text{in } (0, 1)^2,
+        \\qquad u = 1 \\text{ on the lid } y = 1,\\ u = 0 \\text{ on the other walls},\\ v = 0.
+
+    Three residual pieces (one per equation, on an ``n_per_dim²`` interior grid) and two boundary
+    pieces (``u`` and ``v`` on the ``4 n_boundary`` wall points). The pressure has no boundary
+    condition (it is fixed up to a constant). Train or analyze it with ``MLP(..., outputs=3)``.
+    No closed-form solution: ``exact`` is ``None``.
+    """
+    n = _check_count("n_per_dim", n_per_dim, 1)
+    nb = _check_count("n_boundary", n_boundary, 1)
+    nu = float(viscosity)
+    if not (nu > 0 and math.isfinite(nu)):
+        raise ValueError(f"viscosity must be positive and finite, got {viscosity!r}.")
+    coords, functions = ("x", "y"), ("u", "v", "p")
+    t = np.linspace(0.0, 1.0, n + 2)[1:-1]
+    xr = np.stack(np.meshgrid(t, t, indexing="ij"), -1).reshape(-1, 2)
+    xb = box_boundary((0.0, 0.0), (1.0, 1.0), nb, rule="uniform").points
+    lid = (xb[:, 1] == 1.0) & (xb[:, 0] > 0.0) & (xb[:, 0] < 1.0)
+
+    def op(text: str, **params) -> Operator:
+        return Operator.parse(text, coords, params=params or None, functions=functions)
+
+    equations = (
+        op("-nu*(u_xx + u_yy) + p_x", nu=nu),
+        op("-nu*(v_xx + v_yy) + p_y", nu=nu),
+        op("u_x + v_y"),
+    )
+    zeros = np.zeros(len(xr))
+    return PINNProblem(
+        equations,
+        (op("u"), op("v")),
+        xr,
+        (zeros, zeros, zeros),
+        (xb, xb),
+        (lid.astype(float), np.zeros(len(xb))),
+        name=f"Stokes lid-driven cavity, ν = {nu:g}",
+        labels=("u on the walls", "v on the walls"),
     )

@@ -15,12 +15,18 @@ FIGURES = (
     "trace_weights",
     "wave_kernel",
     "prediction",
+    "fourier_features",
+    "hard_constraint",
+    "stokes",
 )
 
 #: Rough run time of each figure on 2 cores, full size and ``--quick`` (seconds). The command
 #: line starts the slowest first, so parallel workers finish together.
 COST = {
     "prediction": (420, 40),
+    "stokes": (150, 40),
+    "fourier_features": (60, 35),
+    "hard_constraint": (45, 30),
     "wyp_poisson": (90, 18),
     "wave_kernel": (70, 19),
     "width_error": (45, 14),

@@ -157,6 +157,41 @@ def test_prediction(figures):
     assert slow > 20 * cases["sin(1πx), unweighted"]["weight_change"][-1]
 
 
+def test_fourier_features(figures):
+    # Larger frequency scales flatten the residual kernel's spectrum (the spectral-bias remedy of
+    # Tancik et al. and Wang-Wang-Perdikaris): the fitted exponent falls from the plain network
+    # to s = 1 to s = 10, for both activations, in the m → ∞ limit and at m = 64.
+    results = figures["fourier_features"][1]["results"]
+    for act in ("tanh", "erf"):
+        alpha = {r["embedding"]: r["fit"]["alpha"] for r in results if r["activation"] == act}
+        for m in ("64", "∞"):
+            assert alpha["plain"] > alpha[f"FF s=1, m={m}"] > alpha[f"FF s=10, m={m}"], alpha
+
+
+def test_hard_constraint(figures):
+    for r in figures["hard_constraint"][1]["results"]:
+        assert set(r["dynamics"]) == {
+            "soft, unit weights",
+            "soft, trace weights",
+            "hard, residual only",
+        }
+        # the boundary block is small (2 points): its trace weight is large
+        assert r["trace_weights"]["u(0), u(1)"] > 10 * r["trace_weights"]["residual"]
+        for v in r["nystrom"].values():
+            assert v["fit"]["alpha"] > 0 and v["fit"]["stderr"] > 0
+
+
+def test_stokes(figures):
+    data = figures["stokes"][1]
+    tr = dict(zip(data["labels"], data["traces"], strict=True))
+    # the cavity is symmetric under x ↔ y with u ↔ v: equal traces for the two momentum
+    # equations and for the two wall pieces (to round-off)
+    assert tr["residual 0"] == pytest.approx(tr["residual 1"], rel=1e-12)
+    assert tr["u on the walls"] == pytest.approx(tr["v on the walls"], rel=1e-12)
+    assert all(v > 0 for v in data["trace_weights"].values())
+    assert all(min(lam) >= 0 for lam in data["spectra"].values())
+
+
 def test_cli_figures_rejects_unknown_names(capsys):
     assert cli_main(["figures", "--only", "nonsense"]) == 2
     err = capsys.readouterr().err

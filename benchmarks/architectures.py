@@ -1,0 +1,53 @@
+"""Benchmark (issue 13): the cost of an architecture relative to the plain MLP.
+
+``MLP(2, act, 1.0, 0.5)`` on 1-D points in [0, 1], the residual kernel ``∂²_x ∂²_x' Θ`` at
+N = 1000: first call (compile + run) and steady state, for raw coordinates, Gaussian Fourier
+features (m = 64 and 256, and m → ∞), a periodic embedding and a hard constraint
+``u = x(1 - x) N``; the ratio to the plain network.
+Run: ``uv run python benchmarks/architectures.py``.
+"""
+
+import time
+
+import jax
+import numpy as np
+
+import ntk_theory as nt
+
+T = nt.derivative(("x",), "x", 2)
+ARCHITECTURES = {
+    "plain": {},
+    "FF m=64": {"embedding": nt.FourierFeatures.gaussian(64, 5.0, 1, seed=0)},
+    "FF m=256": {"embedding": nt.FourierFeatures.gaussian(256, 5.0, 1, seed=0)},
+    "FF m=∞": {"embedding": nt.FourierFeatures.infinite(5.0)},
+    "periodic": {"embedding": nt.PeriodicEmbedding((1.0,))},
+    "hard constraint": {"output_transform": nt.OutputTransform("x*(1 - x)")},
+}
+
+
+def timed(net, x, repeat=2):
+    t = time.perf_counter()
+    jax.block_until_ready(nt.operator_kernel(net, T, x))
+    first = time.perf_counter() - t
+    t = time.perf_counter()
+    for _ in range(repeat):
+        jax.block_until_ready(nt.operator_kernel(net, T, x))
+    return first, (time.perf_counter() - t) / repeat
+
+
+def main(n: int = 1000) -> None:
+    x = np.linspace(0.0, 1.0, n)[:, None]
+    print(f"N = {n}, ∂²_x ∂²_x' Θ, depth 2")
+    print(
+        f"{'activation':>10} {'architecture':>16} {'first (s)':>10} {'steady (s)':>11} {'× plain':>8}"
+    )
+    for act in ("erf", "tanh"):
+        base = None
+        for name, kw in ARCHITECTURES.items():
+            first, steady = timed(nt.MLP(2, act, 1.0, 0.5, **kw), x)
+            base = steady if base is None else base
+            print(f"{act:>10} {name:>16} {first:>10.2f} {steady:>11.2f} {steady / base:>8.2f}")
+
+
+if __name__ == "__main__":
+    main()
