@@ -5,6 +5,29 @@ N = 1000: first call (compile + run) and steady state, for raw coordinates, Gaus
 features (m = 64 and 256, and m → ∞), a periodic embedding and a hard constraint
 ``u = x(1 - x) N``; the ratio to the plain network.
 Run: ``uv run python benchmarks/architectures.py``.
+
+Measured (2 cores, CPU, float64; steady state, seconds, and the ratio to the plain network):
+
+============ ================= ====== ======== =========
+activation   architecture      first  steady   × plain
+============ ================= ====== ======== =========
+erf          plain             1.79   0.15     1.00
+erf          FF m=64           1.52   0.25     1.70
+erf          FF m=256          1.79   0.57     3.84
+erf          FF m=∞            1.33   0.15     1.02
+erf          periodic          1.43   0.26     1.76
+erf          hard constraint   1.52   0.15     1.04
+tanh         plain             6.13   1.84     1.00
+tanh         FF m=64           5.23   1.32     0.72
+tanh         FF m=256          5.65   1.64     0.89
+tanh         FF m=∞            5.23   1.22     0.67
+tanh         periodic          5.18   1.32     0.72
+tanh         hard constraint   5.84   1.83     1.00
+============ ================= ====== ======== =========
+
+A finite embedding adds one ``(b, m) × (m, b)`` product per jet coefficient and block (cost
+``∝ m``); tanh is faster behind an embedding because ``⟨γ, γ⟩/F`` is the same at every point,
+so its Mehler series need fewer terms than at the plain network's largest input variance.
 """
 
 import time

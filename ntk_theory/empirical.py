@@ -1,8 +1,9 @@
 """Empirical (finite-width) NTKs, plain and operator-applied, of our MLP and of any JAX model.
 
-Our :class:`MLP` takes the layer-wise contraction below; any other model (``f(params, x)``,
-Flax NNX, Equinox; :mod:`ntk_theory.models`) takes chunked Jacobian-Jacobian products
-(:func:`empirical_ntk`).
+Our plain :class:`MLP` takes the layer-wise contraction below; any other model (``f(params, x)``,
+Flax NNX, Equinox; :mod:`ntk_theory.models`), and an ``MLP`` with an embedding, several outputs or
+an output transform (its finite network, :meth:`MLP.finite`), takes chunked Jacobian-Jacobian
+products (:func:`empirical_ntk`).
 
 For a finite network ``u_θ`` and a linear operator ``T``, the empirical operator NTK is
 ``K(x, x') = ⟨∂_θ (T u_θ)(x), ∂_θ (S u_θ)(x')⟩``. Materializing the Jacobian costs

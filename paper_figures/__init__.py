@@ -24,9 +24,9 @@ FIGURES = (
 #: line starts the slowest first, so parallel workers finish together.
 COST = {
     "prediction": (420, 40),
-    "stokes": (150, 40),
-    "fourier_features": (60, 35),
-    "hard_constraint": (45, 30),
+    "stokes": (35, 30),
+    "fourier_features": (30, 25),
+    "hard_constraint": (20, 20),
     "wyp_poisson": (90, 18),
     "wave_kernel": (70, 19),
     "width_error": (45, 14),

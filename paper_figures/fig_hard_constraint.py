@@ -57,11 +57,13 @@ def compute(quick: bool = False, progress: bool = True) -> dict:
             ("soft, trace weights", weighted.kernel(soft)),
             ("hard, residual only", Ph),
         ):
-            lam = np.clip(scipy.linalg.eigvalsh(np.asarray(kernel.symmetric))[::-1], 0.0, None)
+            lam = scipy.linalg.eigvalsh(np.asarray(kernel.symmetric))[::-1]
+            floor = lam.size * np.finfo(float).eps * lam[0]  # below: round-off, not spectrum
             entry["dynamics"][label] = {
-                "eigenvalues": lam,
+                "eigenvalues": lam[lam > floor],
+                "n_total": int(lam.size),
+                "floor": floor,
                 "lambda_max": float(lam[0]),
-                "lambda_min": float(lam[-1]),
             }
         entry["trace_weights"] = weights
         entry["seconds"] = time.perf_counter() - t0
@@ -96,8 +98,8 @@ def plot(data: dict):
         ax = row[1]
         for label, v in r["dynamics"].items():
             lam = np.asarray(v["eigenvalues"])
-            lam = lam[lam > 0]
-            ax.loglog(np.arange(1, lam.size + 1), lam, lw=1.3, label=label)
+            text = f"{label}: {lam.size} of {v['n_total']} above N ε λ_max"
+            ax.loglog(np.arange(1, lam.size + 1), lam, lw=1.3, label=text)
         ax.set_title(f"{r['activation']}: eigenvalues of Λ^1/2 K Λ^1/2 (gradient-descent rates)")
         ax.set_xlabel("eigenvalue index i")
         ax.set_ylabel("rate λ_i")
