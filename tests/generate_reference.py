@@ -4,7 +4,7 @@ These values take CPU hours (one to three seconds each in extended precision), s
 stored; the tests recompute a few of them live to show this script's output is current.
 
     uv run python tests/generate_reference.py sweep      # one-hidden-layer scale sweep
-    uv run python tests/generate_reference.py depth2     # the two-layer case
+    uv run python tests/generate_reference.py depth2     # the two-layer case (tanh, 9 values, ~2 min)
     uv run python tests/generate_reference.py poisson    # tanh K_rr of 1-D Poisson, 50 of 100 points
 """
 

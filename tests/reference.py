@@ -302,7 +302,16 @@ def two_layer(name, ws, bs, x, y, k: int, refine: int = 1) -> LD:
     for atom in list(vals):
         fn = atom.expr.func if isinstance(atom, sp.Derivative) else atom.func
         counts = dict(atom.variable_count) if isinstance(atom, sp.Derivative) else {}
-        if fn in (S11, S12, S22, T12):
+        if fn in (F, G) and isinstance(atom, sp.Derivative):
+            # current sympy differentiates F(S11(x), ...) with respect to the function atoms
+            # themselves (older versions wrote Subs objects, handled below): Price's theorem
+            a, bb, c = (sum(int(n) for v, n in atom.variable_count if v == arg) for arg in args)
+            shift = 0 if fn is F else 1
+            pair = _price_pair(
+                name, s11v, s12v, s22v, 2 * a + bb + shift, 2 * c + bb + shift, refine
+            )
+            subs[atom] = LD(0.5) ** (a + c) * pair
+        elif fn in (S11, S12, S22, T12):
             nx, ny = int(counts.get(X, 0)), int(counts.get(Y, 0))
             if fn is S11:  # Σ²(x + dx, x + dx): derivatives of the diagonal along x
                 subs[atom] = _diag_deriv(name, ws, bs, x, nx, refine)

@@ -5,6 +5,9 @@
   scales |x| = 0.006 ... 100, orders 0-4 in x and x', 1-D and 2-D, every activation;
 * mpmath: the erf kernel's closed form (arcsin / inverse square root, derived in the test)
   differentiated at 40 digits up to |x| = 100, and 2-D weight-space integrals of tanh;
+* two hidden layers (tanh, orders 0-2 per side) by the reference's separate two-layer route
+  (sympy chain rule through the second layer's covariance, extended-precision Price
+  expectations);
 * a live recomputation of stored values (the stored file is current).
 
 Error measure. A kernel entry can cross zero as ``x'`` moves, so entries are compared relative
@@ -256,3 +259,22 @@ def test_tanh_poisson_spectrum_against_reference():
     keep = lam_ref > 1e-12 * lam_ref[0]
     assert keep.sum() >= 10
     assert np.max(np.abs(lam[keep] - lam_ref[keep]) / lam_ref[keep]) < 1e-3
+
+
+def test_tanh_two_layers_against_reference():
+    """Two hidden tanh layers (σ_w = σ_b = 1, d = 1): ``∂_x^k ∂_y^k Θ`` for k = 0, 1, 2 at
+    (0.3, 0.3), (0.3, 0.75), (1.2, 1.25) against the separate two-layer route of
+    tests/reference.py (sympy's chain rule through the second layer's covariance, Price
+    expectations and one-layer derivatives in extended precision; stored by
+    ``generate_reference.py depth2``). Measured: ≤ 2.3e-12 relative to the row/column scale."""
+    recs = json.loads((DATA / "reference_depth2.json").read_text())
+    assert len(recs) == 9
+    pts = sorted({r["x"] for r in recs} | {r["y"] for r in recs})
+    net = nt.MLP(2, "tanh", W_std=1.0, b_std=1.0)
+    P = np.array(pts)[:, None]
+    jet, _ = _engine.kernel_jet(net, P, P, _jets.support([(2,)], [(2,)]))
+    for r in recs:
+        i, j, k = pts.index(r["x"]), pts.index(r["y"]), r["k"]
+        K = jet[(k, k)] * math.factorial(k) ** 2
+        err = abs(K[i, j] - _value(r["value"])) / math.sqrt(abs(K[i, i] * K[j, j]))
+        assert err < TOL, (r["x"], r["y"], k, err)
