@@ -165,6 +165,11 @@ class FourierFeatures(Embedding):
 
     def __init__(self, B, *, scale: float | None = None):
         if B is None:  # the m → ∞ limit (FourierFeatures.infinite)
+            if scale is None:
+                raise ValueError(
+                    "FourierFeatures needs a frequency matrix B (m × d); for the m → ∞ limit use "
+                    "FourierFeatures.infinite(scale)."
+                )
             self.B = None
         else:
             self.B = _check_matrix(B, "B")

@@ -395,6 +395,8 @@ def test_bad_input():
         )
     with pytest.raises(ValueError, match="B must be an"):
         nt.FourierFeatures(np.ones(3))
+    with pytest.raises(ValueError, match="infinite"):
+        nt.FourierFeatures(None)
     with pytest.raises(ValueError, match="positive"):
         nt.FourierFeatures.gaussian(8, -1.0, 1)
     with pytest.raises(ValueError, match="periods"):
