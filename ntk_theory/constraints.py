@@ -142,10 +142,10 @@ class OutputTransform:
     def lift_values(self, T, x) -> np.ndarray:
         """``(T g)(x)`` at points ``(n, d)``: what the lift contributes to ``T u`` (exact, by
         sympy differentiation of ``g``). ``T`` may be bound to field values."""
-        from .operators import BoundOperator
+        from .operator_kernels import _unbind  # operator_kernels imports networks, which imports us
 
-        op, fields = (T.operator, T.field_values()) if isinstance(T, BoundOperator) else (T, {})
         n = np.shape(x)[0]
+        op, fields = _unbind(T, n, "T")
         if self.g == 0:
             return np.zeros(n)
         expr = sp.expand(op.to_sympy(self.g))

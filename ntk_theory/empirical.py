@@ -244,15 +244,8 @@ def empirical_ntk(
         )
     if output is not None:
         raise ModelError("output= selects an output of a multi-output model; an MLP has one.")
-    if width is None and params is None:
-        raise ValueError("Pass width= (to initialize the network) or params= (trained parameters).")
-    if width is not None and (isinstance(width, bool) or not isinstance(width, int) or width < 1):
-        raise ValueError(f"width must be a positive integer, got {width!r}.")
+    params = _mlp_params(model, params, width, d, seed)
     model.act.check_operator_orders(T_op.order, S_op.order)
-    if params is None:
-        params = init_params(model, width, d, seed)
-    else:
-        _check_params(model, params, d, width)
     A1, G1 = _batched_features(model, params, T_op, c1, x1, batch)
     if same and S_op is T_op:
         A2, G2 = A1, G1
@@ -344,20 +337,25 @@ def _generic_ntk(w, theta, T_op, c1, x1, S_op, c2, x2, symmetric, batch, memory_
     return jnp.asarray(K)
 
 
-def _as_function(net: MLP, params, width: int | None, d: int, seed: int):
-    """An MLP with an embedding, several outputs or an output transform as the function
-    ``f(params, x)`` of one point (its finite network, :meth:`MLP.finite`) and its parameters:
-    such networks take the generic path."""
+def _mlp_params(net: MLP, params, width: int | None, d: int, seed: int):
+    """The parameters of an MLP's finite network: ``params`` checked against ``net`` (and
+    ``width``), or a fresh initialization with ``seed``."""
     if width is None and params is None:
         raise ValueError("Pass width= (to initialize the network) or params= (trained parameters).")
     if width is not None and (isinstance(width, bool) or not isinstance(width, int) or width < 1):
         raise ValueError(f"width must be a positive integer, got {width!r}.")
     net.check_dim(d)
     if params is None:
-        params = init_params(net, width, d, seed)
-    else:
-        _check_params(net, params, d, width)
-    return _mlp_function(net), params
+        return init_params(net, width, d, seed)
+    _check_params(net, params, d, width)
+    return params
+
+
+def _as_function(net: MLP, params, width: int | None, d: int, seed: int):
+    """An MLP with an embedding, several outputs or an output transform as the function
+    ``f(params, x)`` of one point (its finite network, :meth:`MLP.finite`) and its parameters:
+    such networks take the generic path."""
+    return _mlp_function(net), _mlp_params(net, params, width, d, seed)
 
 
 @functools.cache

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .networks import MLP, check_points
-from .operator_kernels import operator_kernel
+from .operator_kernels import _unbind, operator_kernel
 from .operators import BoundOperator, Operator
 
 __all__ = ["PINNKernel", "PINNProblem", "pinn_kernel"]
@@ -194,9 +194,7 @@ def _refuse_enforced(net: MLP, ops, xs, names, x_residual) -> None:
     ot = net.output_transform
     scale = max(1.0, float(np.max(np.abs(ot.D_values(np.asarray(x_residual))))))
     for op, x, name in zip(ops, xs, names, strict=True):
-        unbound, fields = (
-            (op.operator, op.field_values()) if isinstance(op, BoundOperator) else (op, {})
-        )
+        unbound, fields = _unbind(op, np.shape(x)[0], name)
         composed = ot.compose(unbound)
         values = composed.coefficient_values(np.asarray(x), fields)
         if all(np.max(np.abs(v)) <= 1e-12 * scale for v in values.values()):

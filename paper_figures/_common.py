@@ -90,11 +90,11 @@ def _jsonable(obj):
     return obj
 
 
-def fit_label(name: str, fit: DecayFit | None) -> str:
-    """Legend entry ``name: α = 2.01 ± 0.03``."""
-    if fit is None:
+def fit_label(name: str, record: dict | None) -> str:
+    """Legend entry ``name: α = 2.01 ± 0.03`` of a :func:`fit_record` (``None``: no fit)."""
+    if not record:
         return f"{name}: no fit"
-    return f"{name}: α = {fit.alpha:.2f} ± {fit.stderr:.2f}"
+    return f"{name}: α = {record['alpha']:.2f} ± {record['stderr']:.2f}"
 
 
 def fit_record(fit: DecayFit | None) -> dict | None:

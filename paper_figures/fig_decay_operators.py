@@ -120,12 +120,7 @@ def plot(data: dict):
                 lam = np.asarray(r["eigenvalues"])
                 idx = np.arange(1, lam.size + 1)
                 fit = r["fit"]
-                label = (
-                    f"{r['operator']}: α = {fit['alpha']:.2f} ± {fit['stderr']:.2f}"
-                    if fit
-                    else fit_label(r["operator"], None)
-                )
-                (line,) = ax.loglog(idx, lam / lam[0], lw=1.3, label=label)
+                (line,) = ax.loglog(idx, lam / lam[0], lw=1.3, label=fit_label(r["operator"], fit))
                 if fit:
                     a, b = fit["window"]
                     ii = np.arange(a, b + 1)

@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import ntk_theory as nt
-from paper_figures._common import fit_record, save, script
+from paper_figures._common import fit_label, fit_record, save, script
 
 NAME = "fourier_features"
 SCALES = (1.0, 5.0, 10.0)
@@ -87,10 +87,7 @@ def plot(data: dict):
             lam = np.asarray(r["eigenvalues"])
             idx = np.arange(1, lam.size + 1)
             key = "plain" if r["embedding"] == "plain" else r["embedding"].split(",")[0][3:]
-            fit = r["fit"]
-            label = r["embedding"] + (
-                f": α = {fit['alpha']:.2f} ± {fit['stderr']:.2f}" if fit else ": no fit"
-            )
+            label = fit_label(r["embedding"], r["fit"])
             ls = "--" if r["embedding"].endswith("m=∞") else "-"
             ax.loglog(idx, lam, ls=ls, color=colors[key], lw=1.2, label=label)
         ax.set_title(f"{act}: eigenvalues of ∂²_x ∂²_x' Θ on [0, 1]")

@@ -25,7 +25,7 @@ import numpy as np
 import scipy.linalg
 
 import ntk_theory as nt
-from paper_figures._common import fit_record, save, script
+from paper_figures._common import fit_label, fit_record, save, script
 
 NAME = "hard_constraint"
 ACTIVATIONS = ("tanh", "erf")
@@ -86,9 +86,7 @@ def plot(data: dict):
         ax = row[0]
         for label, v in r["nystrom"].items():
             lam = np.asarray(v["eigenvalues"])
-            fit = v["fit"]
-            text = f": α = {fit['alpha']:.2f} ± {fit['stderr']:.2f}" if fit else ": no fit"
-            ax.loglog(np.arange(1, lam.size + 1), lam, lw=1.3, label=label + text)
+            ax.loglog(np.arange(1, lam.size + 1), lam, lw=1.3, label=fit_label(label, v["fit"]))
         ax.set_title(
             f"{r['activation']}: Nyström eigenvalues of K_rr = T T' Θ, N = {data['n_quadrature']}"
         )
