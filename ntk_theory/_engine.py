@@ -55,6 +55,22 @@ __all__ = ["BlockSpec", "LayerSpec", "kernel_blocks", "layer_variances", "plan"]
 CHAIN_VARIANCE = 4.0
 #: Per-side derivative order from which the first layer always runs "inside".
 INSIDE_ORDER = 3
+#: Largest input coordinate the engine accepts (no input embedding) for activations without a
+#: closed form and for operator kernels. Checked to ≤ 1e-11 up to |x| = 1000
+#: (tests/test_reference.py); far beyond, the first layer's quadrature fails (tanh's plain Θ at
+#: |x| = 1e8 was half its value), so larger inputs get an error asking to rescale. Closed-form
+#: plain kernels (erf, sin, gelu, ReLU^k) have no such limit (erf is finite and right at 1e8).
+MAX_INPUT = 1e4
+#: Largest pre-activation variance of hidden layers 2, 3, ... for operator kernels. Deeper
+#: layers take the chain rule through their covariance, which cancels like the first layer's
+#: did (the "inside" form exists for the first layer only): for gelu (closed form, depth 2,
+#: u_xx, against mpmath) the error is ~5e-16 × variance, 8e-12 at 1.4e4. Numeric activations
+#: are limited further to the variances their Mehler series covers: with the 2-D quadrature in
+#: a deeper layer, silu's u_xx kernel at depth 2 was 1e-10 off at variance 20 and had negative
+#: diagonal entries at 1e4. Only unbounded activations (gelu, silu, softplus) reach these
+#: variances, at inputs |x| ≳ 4 … 100. ReLU^k is exempt: its arc-cosine kernels are positively
+#: homogeneous, so their chain rule loses the same digits at every variance.
+MAX_DEEP_VARIANCE = 1e4
 
 
 # ----------------------------------------------------------------------------------------------
@@ -669,11 +685,43 @@ def _record_pairs_cached(depth, act, parameterization, support, dim, first_insid
     return records
 
 
+def _check_input_scale(x1: np.ndarray, x2: np.ndarray) -> None:
+    big = max(np.max(np.abs(x1), initial=0.0), np.max(np.abs(x2), initial=0.0))
+    if not big <= MAX_INPUT:
+        raise ValueError(
+            f"input coordinates reach |x| = {big:.3g}; the kernels are exact (≤ 1e-11 checked up "
+            f"to |x| = 1000) only for |x| ≤ {MAX_INPUT:g}. Rescale the domain (x → x/L: a "
+            "derivative of order k then scales by L^-k, which operators express as coefficients), "
+            "or put an input embedding (e.g. FourierFeatures) in front."
+        )
+
+
+def _check_deep_variances(net, v1: np.ndarray, v2: np.ndarray, order: int) -> None:
+    for l in range(1, net.depth):
+        top = float(max(v1[l].max(), v2[l].max()))
+        if top > MAX_DEEP_VARIANCE:
+            raise _deep_error(net, l, top, order, "the chain rule through it cancels")
+
+
+def _deep_error(net, l: int, variance: float, order: int, why: str) -> ValueError:
+    return ValueError(
+        f"operator kernel of order {order} with activation {net.act.name!r}: the pre-activation "
+        f"variance of hidden layer {l + 1} reaches {variance:.3g} at these inputs, and {why} "
+        "(the result would not be exact). Unbounded activations grow it like |x|². Rescale the "
+        "inputs to O(1) (x → x/L; a derivative of order k scales by L^-k), use one hidden "
+        "layer, or a bounded activation (tanh, sigmoid, erf), whose deeper variances stay O(1)."
+    )
+
+
 def plan(net, x1: np.ndarray, x2: np.ndarray, support, get: str, order: int):
     """Methods per layer and per-point data for the two point sets (see module docstring)."""
     act = net.act
     dim = x1.shape[1]
+    if net.embedding is None and (act.kind == "numeric" or order >= 1):
+        _check_input_scale(x1, x2)
     v1, v2 = layer_variances(net, x1), layer_variances(net, x2)
+    if order >= 1 and act.kind != "relu":
+        _check_deep_variances(net, v1, v2, order)
     a1, a2 = np.sqrt(np.maximum(v1, 0.0)), np.sqrt(np.maximum(v2, 0.0))
     first_inside = (
         order >= 1
@@ -703,6 +751,8 @@ def plan(net, x1: np.ndarray, x2: np.ndarray, support, get: str, order: int):
         top = max(a_max, b_max)
         stack = act.stack(max(orders), "numpy")
         need = _hermite.terms_needed(stack, top, orders, act.strip)
+        if need is None and l >= 1 and order >= 1:
+            raise _deep_error(net, l, top**2, order, "its Mehler series does not converge there")
         if need is None:
             layers.append(LayerSpec("quadrature", bounds=bounds))
             data1.append(None)

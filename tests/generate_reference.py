@@ -5,7 +5,7 @@ stored; the tests recompute a few of them live to show this script's output is c
 
     uv run python tests/generate_reference.py sweep      # one-hidden-layer scale sweep
     uv run python tests/generate_reference.py depth2     # the two-layer case (tanh, 9 values, ~2 min)
-    uv run python tests/generate_reference.py poisson    # tanh K_rr of 1-D Poisson, 50 of 100 points
+    uv run python tests/generate_reference.py poisson [SHARD SHARDS]  # tanh K_rr of 1-D Poisson, 100 points
 """
 
 from __future__ import annotations
@@ -48,7 +48,6 @@ MULTI_2D = (
 )
 SETTINGS = ((1.0, 1.0), (1.4, 0.3))
 POISSON_POINTS = 100
-POISSON_STRIDE = 2
 
 
 def sweep_cases():
@@ -117,19 +116,21 @@ def run_depth2() -> None:
 
 
 def run_poisson(shard: int, shards: int) -> None:
-    """K_rr = ∂²_x ∂²_y Θ of one hidden tanh layer (σ_w = σ_b = 1) on every other point of 100 on [0, 1]."""
+    """K_rr = ∂²_x ∂²_y Θ of one hidden tanh layer (σ_w = σ_b = 1) on linspace(0, 1, 100).
+
+    Resumable: entries already in any ``reference_poisson_*.json`` are skipped, and each shard
+    appends to its own file (written atomically every 50 entries).
+    """
     xs = np.linspace(0.0, 1.0, POISSON_POINTS)
-    path = DATA / f"reference_poisson_{shard}.json"
-    out = json.loads(path.read_text()) if path.exists() else []  # resume finished entries
-    done = {(i, j) for i, j, _ in out}
-    t0 = time.time()
-    # every other point of the 100 (50 points, spacing 2/99): the full 100 x 100 matrix takes
-    # ~2 CPU hours in extended precision
-    pairs = [
+    done = {
         (i, j)
-        for i in range(0, POISSON_POINTS, POISSON_STRIDE)
-        for j in range(i, POISSON_POINTS, POISSON_STRIDE)
-    ]
+        for f in DATA.glob("reference_poisson_*.json")
+        for i, j, _ in json.loads(f.read_text())
+    }
+    path = DATA / f"reference_poisson_{shard}.json"
+    out = json.loads(path.read_text()) if path.exists() else []
+    t0 = time.time()
+    pairs = [(i, j) for i in range(POISSON_POINTS) for j in range(i, POISSON_POINTS)]
     for n, (i, j) in enumerate(pairs):
         if n % shards != shard or (i, j) in done:
             continue

@@ -91,6 +91,43 @@ def test_infinite_scales_and_bad_arguments():
         )
 
 
+def test_scales_beyond_the_exact_range_are_clear_errors():
+    """Inputs past MAX_INPUT, and deeper-layer variances where the chain rule or the Mehler
+    series would not be exact, raise an error naming the cause and the fix (they returned
+    wrong signs before: silu, depth 2, u_xx at |x| = 100 had negative diagonal entries)."""
+    u_xx = nt.Operator.parse("u_xx", ("x",))
+    with pytest.raises(ValueError, match=r"\|x\| = 2e\+04.*Rescale"):
+        nt.operator_kernel(nt.MLP(1, "tanh"), u_xx, [[1.0], [2e4]])
+    with pytest.raises(ValueError, match=r"'silu'.*hidden layer 2.*Mehler.*Rescale"):
+        nt.operator_kernel(nt.MLP(2, "silu", W_std=1.3, b_std=0.2), u_xx, [[10.0]])
+    with pytest.raises(ValueError, match=r"'gelu'.*hidden layer 2.*chain rule"):
+        nt.operator_kernel(nt.MLP(2, "gelu", W_std=1.3, b_std=0.2), u_xx, [[100.0]])
+    # what stays allowed: plain kernels of deep unbounded nets, one layer at any |x| ≤ 1e4, and
+    # bounded activations at depth (their deeper variances stay O(1))
+    plain = nt.operator_kernel(
+        nt.MLP(2, "silu", W_std=1.3, b_std=0.2), nt.identity(("x",)), [[100.0]]
+    )
+    assert np.isfinite(plain).all()
+    for net in (nt.MLP(1, "silu"), nt.MLP(3, "tanh", W_std=1.3, b_std=0.2)):
+        K = np.asarray(nt.operator_kernel(net, u_xx, [[1000.0], [1003.0]]))
+        assert np.isfinite(K).all() and np.all(np.diag(K) > 0)
+
+
+def test_mehler_probe_is_cheap_at_large_scales():
+    """Beyond ``max_scale`` the Mehler term count is refused without building probe grids
+    (they grow like the scale: 11 GB and 43 s at |x| = 300 before)."""
+    from ntk_theory import _hermite
+
+    act = nt.activations.get_activation("tanh")
+    stack = act.stack(1, "numpy")
+    t0 = time.perf_counter()
+    assert _hermite.terms_needed(stack, 400.0, (0, 1), act.strip) is None
+    assert time.perf_counter() - t0 < 0.5
+    # below it the probe still decides (tanh converges at a = 1, not at a = 4)
+    assert _hermite.terms_needed(stack, 1.0, (0, 1), act.strip) is not None
+    assert _hermite.terms_needed(stack, 4.0, (0, 1), act.strip) is None
+
+
 # ---------------------------------------------------------------------------- command line
 def test_cli_errors_are_one_line(tmp_path, capsys):
     cases = [
@@ -182,7 +219,13 @@ def test_random_valid_kernels_are_symmetric_psd_finite(act, depth, w, b, op, xs)
         with pytest.raises(nt.SmoothnessError):
             nt.operator_kernel(net, T, np.array(xs)[:, None])
         return
-    K = np.asarray(nt.operator_kernel(net, T, np.array(xs)[:, None]))
+    try:
+        K = np.asarray(nt.operator_kernel(net, T, np.array(xs)[:, None]))
+    except ValueError as err:
+        # the one refusal valid inputs may meet: an unbounded activation's deeper variance
+        assert act in ("gelu", "silu", "softplus") and depth == 2, err
+        assert "variance of hidden layer 2" in str(err)
+        return
     assert np.all(np.isfinite(K))
     np.testing.assert_array_equal(K, K.T)
     scale = np.abs(K).max()
