@@ -58,9 +58,18 @@ def test_points_validation():
 # Every activation, both parameterizations: the engine (x-space jets, Mehler tables for the
 # numeric activations) against neural-tangents' kernel_fn built from our stax layers, whose
 # numeric activations evaluate every entry on its own by 2-D quadrature -- two independent
-# evaluations of the same recursion. Depth 3 reaches the scanned layers.
-@pytest.mark.parametrize("name", list(nt.ACTIVATIONS))
-@pytest.mark.parametrize("parameterization", ["ntk", "standard"])
+# evaluations of the same recursion. Depth 3 reaches the scanned layers. The standard
+# parameterization only rescales the dense layers (activation-independent code): it is checked
+# for every closed form and for tanh, which stands for the Mehler route of sigmoid, silu and
+# softplus (each ~25 s of compilation on 2 cores).
+_NUMERIC_NTK_ONLY = ("sigmoid", "silu", "swish", "softplus")
+
+
+@pytest.mark.parametrize(
+    "name, parameterization",
+    [(a, "ntk") for a in nt.ACTIVATIONS]
+    + [(a, "standard") for a in nt.ACTIVATIONS if a not in _NUMERIC_NTK_ONLY],
+)
 def test_engine_equals_stax(name, parameterization, rng):
     net = nt.MLP(3, name, W_std=1.3, b_std=0.2, parameterization=parameterization)
     x = rng.uniform(-1, 1, size=(6, 3))
