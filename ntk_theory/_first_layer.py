@@ -126,7 +126,7 @@ def plane(xt1: jax.Array, xt2: jax.Array):
     ``δ - (δ·e₁)e₁``, cancels in the components along ``x̃``: for 1-D inputs ``x, x' = 1000, 1003``
     (σ_w = 1.4, σ_b = 0.3) the weight component ``e₂ₓ ≈ -σ_b/|x̃|`` lost 9 digits, and it carries
     a quarter of ``∂_x∂_x' E[φφ]`` there (the ``z₁²`` part is ``O(1/|x̃|²)``): operator kernels
-    were 1e-10 … 1e-9 off, now ≤ 1e-12 (tests/test_reference.py, mpmath closed forms).
+    were 1e-10 … 1e-9 off, now ≤ 1.2e-15 (tests/test_reference.py, mpmath closed forms).
 
     Args:
         xt1: ``(n₁, D)``; xt2: ``(n₂, D)`` (``D = d + 1``).

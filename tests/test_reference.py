@@ -106,16 +106,20 @@ def test_scale_sweep_against_reference(act, ws, bs, d, small):
     _check_group(act, ws, bs, d, small, records)
 
 
-def _erf_theta(x, y, W, b):
-    """One hidden erf layer, d = 1 (Williams 1997 for E[erf erf]; E[erf' erf'] by Gaussian
-    integration): Θ = W² E[φφ] + b² + W² E[φ'φ'] (W² x y + b²)."""
-    s11, s22, s12 = W**2 * x * x + b**2, W**2 * y * y + b**2, W**2 * x * y + b**2
+def _erf_theta_cov(s11, s12, s22, W, b):
+    """One hidden erf layer from its input covariances ``Σ¹`` (Williams 1997 for E[erf erf];
+    E[erf' erf'] by Gaussian integration): Θ = W² E[φφ] + b² + W² E[φ'φ'] Σ¹₁₂."""
     a = (1 + 2 * s11) * (1 + 2 * s22)
     return (
         W**2 * 2 / mp.pi * mp.asin(2 * s12 / mp.sqrt(a))
         + b**2
         + W**2 * 4 / mp.pi / mp.sqrt(a - 4 * s12**2) * s12
     )
+
+
+def _erf_theta(x, y, W, b):
+    """``_erf_theta_cov`` for 1-D inputs: ``Σ¹(x, y) = W² x y + b²``."""
+    return _erf_theta_cov(W**2 * x * x + b**2, W**2 * x * y + b**2, W**2 * y * y + b**2, W, b)
 
 
 def _check_closed_form(act: str, theta, xs: np.ndarray) -> None:
@@ -149,16 +153,11 @@ def test_erf_closed_form_to_1000():
 
 
 def _erf_theta_2d(x1, x2, y1, y2, W, b):
-    """``_erf_theta`` for 2-D inputs: ``Σ(x, y) = W² x·y/2 + b²``."""
+    """``_erf_theta_cov`` for 2-D inputs: ``Σ¹(x, y) = W² x·y/2 + b²``."""
     s11 = W**2 * (x1 * x1 + x2 * x2) / 2 + b**2
-    s22 = W**2 * (y1 * y1 + y2 * y2) / 2 + b**2
     s12 = W**2 * (x1 * y1 + x2 * y2) / 2 + b**2
-    a = (1 + 2 * s11) * (1 + 2 * s22)
-    return (
-        W**2 * 2 / mp.pi * mp.asin(2 * s12 / mp.sqrt(a))
-        + b**2
-        + W**2 * 4 / mp.pi / mp.sqrt(a - 4 * s12**2) * s12
-    )
+    s22 = W**2 * (y1 * y1 + y2 * y2) / 2 + b**2
+    return _erf_theta_cov(s11, s12, s22, W, b)
 
 
 def test_erf_closed_form_2d_far():
