@@ -18,8 +18,10 @@ applied to jets. Work is split in two:
   layer's method, and the read-out ``Σ a_α(x) b_β(x') α! β! Θ_{αβ}``.
 
 Methods per layer: ``closed`` (erf, sin, gelu formulas on jets), ``relu`` (arc-cosine Price
-pairs), ``mehler`` (numeric activations, per-point coefficients) and ``quadrature`` (numeric
-activations at variances where the Mehler series would need more than 1536 terms). The first
+pairs), ``mehler`` (numeric activations, per-point coefficients), ``quadrature`` (numeric
+activations at variances where the Mehler series would need more than 1536 terms) and
+``mixture`` (SiLU and softplus in deeper layers of operator kernels once their variance passes
+:data:`PRICE_VARIANCE`: closed-form Gaussian scale mixtures, :mod:`ntk_theory._mixture`). The first
 layer is ``inside`` instead when an operator meets large inputs: the derivatives are moved inside
 the expectation (:mod:`ntk_theory._first_layer`), which is the only cancellation-free form there.
 """
@@ -35,7 +37,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _gauss2d, _hermite
+from . import _gauss2d, _hermite, _mixture
 from ._first_layer import (
     binomial,
     multi_indices_below,
@@ -48,13 +50,25 @@ from ._jets import Jet, factorial, split
 __all__ = ["BlockSpec", "LayerSpec", "kernel_blocks", "layer_variances", "plan"]
 
 #: First-layer variance above which operator kernels of order 1 and 2 move the input derivatives
-#: inside the expectation. Below it the chain rule through the covariance loses at most ~2
-#: digits; at order >= 3 (per side) its cancellation costs up to ~5 digits already at variance 2
-#: (tanh, order 4: 5e-10), so those orders always take the first layer inside
-#: (tests/test_reference.py sweeps input scales against an independent reference).
-CHAIN_VARIANCE = 4.0
+#: inside the expectation. Below it the chain rule through the covariance, with tails at
+#: OPERATOR_TOLERANCE where its jets are large (SHARP_JET), stays within 7e-12 (tanh, sigmoid,
+#: SiLU, softplus, ``W_std`` 1 ... 2, orders 1 and 2, against the inside form); between 2 and 4
+#: it lost up to 2e-10 (tanh, ``u_xx``, ``x = 1.3``, ``W_std = 1.3``: the quadrature's and the
+#: Mehler tails' ~1e-15 amplified ~1e4-fold). At order >= 3 (per side) its cancellation costs up
+#: to ~5 digits already at variance 2 (tanh, order 4: 5e-10), so those orders always take the
+#: first layer inside (tests/test_reference.py checks both sides of the switch against an
+#: independent reference).
+CHAIN_VARIANCE = 2.0
 #: Per-side derivative order from which the first layer always runs "inside".
 INSIDE_ORDER = 3
+#: First-layer covariance increment ``∂Σ11/∂x_k = 2σ_w² x_k/d`` from which a first layer under
+#: the chain rule cuts its Mehler tails at ``_hermite.OPERATOR_TOLERANCE`` (1e-18, not 1e-14):
+#: the chain rule multiplies the Price pairs' errors by a power of it. tanh, ``u_xx``, one layer,
+#: tails at 1e-14 against the inside form: 6e-13 at 1.5, 4e-12 at 2, 1.3e-11 at 3.8 and
+#: 3.5e-11 at 3.4 (``W_std = 1.3``, ``x = 1``); at 1e-18: 2e-13, 2e-12, 2.7e-12 and 2.2e-12.
+#: Below it the tighter tails only cost time (the 2-D Laplacian on [0, 1]² with
+#: ``W_std = 1.3`` stays below 2e-12 with 1e-14 and 40 % faster).
+SHARP_JET = 2.0
 #: Largest input coordinate the engine accepts (no input embedding) for activations without a
 #: closed form and for operator kernels. Checked to ≤ 1e-11 up to |x| = 1000
 #: (tests/test_reference.py); far beyond, the first layer's quadrature fails (tanh's plain Θ at
@@ -62,15 +76,24 @@ INSIDE_ORDER = 3
 #: plain kernels (erf, sin, gelu, ReLU^k) have no such limit (erf is finite and right at 1e8).
 MAX_INPUT = 1e4
 #: Largest pre-activation variance of hidden layers 2, 3, ... for operator kernels. Deeper
-#: layers take the chain rule through their covariance, which cancels like the first layer's
-#: did (the "inside" form exists for the first layer only): for gelu (closed form, depth 2,
-#: u_xx, against mpmath) the error is ~5e-16 × variance, 8e-12 at 1.4e4. Numeric activations
-#: are limited further to the variances their Mehler series covers: with the 2-D quadrature in
-#: a deeper layer, silu's u_xx kernel at depth 2 was 1e-10 off at variance 20 and had negative
-#: diagonal entries at 1e4. Only unbounded activations (gelu, silu, softplus) reach these
-#: variances, at inputs |x| ≳ 4 … 100. ReLU^k is exempt: its arc-cosine kernels are positively
-#: homogeneous, so their chain rule loses the same digits at every variance.
+#: layers compose closed forms through their covariance jets, and ``det Σ`` formed from the
+#: entries there cancels (the first layer has it from the input geometry): for gelu (depth 2,
+#: u_xx, against mpmath) the error is ~5e-16 × variance, 8e-12 at 1.4e4; SiLU's mixture route
+#: 1.2e-12 at 1.3e3 and 7e-12 at 1.4e4 (against a 50-digit evaluation). Only unbounded
+#: activations (gelu, silu, softplus) reach these variances, at inputs |x| ≳ 100. ReLU^k is
+#: exempt: its arc-cosine kernels are positively homogeneous, so their chain rule loses the
+#: same digits at every variance.
 MAX_DEEP_VARIANCE = 1e4
+#: Pre-activation variance of hidden layers 2, 3, ... above which operator kernels of
+#: *unbounded* activations leave the Price-pair chain rule. It composes ``E[φ^{(i)}φ^{(j)}]``
+#: through the covariance jets, whose increments grow like the inputs when ``φ`` does: against
+#: the mixture route (itself within 1e-14 of a 50-digit evaluation), SiLU's ``u_xx`` kernel at
+#: depth 2 (``W_std`` 1 ... 3) loses 5e-13 at variance 2.4, 3e-12 at 5, 1e-10 at 9 and 4e-7
+#: at 143; softplus 2e-12 at 7.5. Bounded activations keep O(1) jets: tanh and sigmoid stay
+#: within 3e-12 up to variance 9 (``W_std = 3``). Above it SiLU and softplus take their
+#: closed-form scale mixtures (:mod:`ntk_theory._mixture`); other unbounded activations are
+#: refused.
+PRICE_VARIANCE = 2.0
 
 
 # ----------------------------------------------------------------------------------------------
@@ -272,7 +295,11 @@ def _hidden(net, state, spec: LayerSpec, rows, cols, fan_in, det=None, terms=Non
     """
     act = net.act
     s12, s11, s22, ntk = _dense(net, state, fan_in)
-    if spec.method == "closed":
+    if spec.method == "mixture":
+        e12, edot = _mixture.dual(act.mixture, s11, s12, s22, det)
+        e11 = _mixture.dual(act.mixture, s11, s11, s11, 0.0 * s11, dot=False)[0]
+        e22 = _mixture.dual(act.mixture, s22, s22, s22, 0.0 * s22, dot=False)[0]
+    elif spec.method == "closed":
         e12, edot = act.dual(s11, s12, s22, det=det)
         e11 = act.dual(s11, s11, s11, det=0.0 * s11)[0]
         e22 = act.dual(s22, s22, s22, det=0.0 * s22)[0]
@@ -703,6 +730,34 @@ def _check_deep_variances(net, v1: np.ndarray, v2: np.ndarray, order: int) -> No
             raise _deep_error(net, l, top, order, "the chain rule through it cancels")
 
 
+def _price_strain(net, l: int, variance: float, order: int) -> ValueError | None:
+    """Why a deeper layer of an operator kernel cannot take the Price-pair chain rule, as the
+    error to raise when the activation has no closed-form mixture (``None``: it can)."""
+    act = net.act
+    if l == 0 or order == 0:
+        return None
+    if order >= INSIDE_ORDER:  # tanh, u_xxxx, depth 2, W_std = 2: 9e-11 through the Price pairs
+        return ValueError(
+            f"operator kernel of order {order} with activation {act.name!r} at depth "
+            f"{net.depth}: the Price-pair chain rule through hidden layer {l + 1} loses up to "
+            f"1e-10 at operator orders ≥ {INSIDE_ORDER} (measured with tanh), and {act.name!r} "
+            "has no closed-form route there. Use one hidden layer (its derivatives are taken "
+            "inside the expectation), or an activation with a closed-form route: erf, gelu, "
+            "sin, tanh, sigmoid, silu, softplus."
+        )
+    if act.unbounded and variance > PRICE_VARIANCE:
+        return _deep_error(
+            net,
+            l,
+            variance,
+            order,
+            f"the Price-pair chain rule loses digits above variance {PRICE_VARIANCE:g} for "
+            "unbounded activations (SiLU and softplus have an exact closed-form route there; a "
+            "custom activation does not)",
+        )
+    return None
+
+
 def _deep_error(net, l: int, variance: float, order: int, why: str) -> ValueError:
     return ValueError(
         f"operator kernel of order {order} with activation {net.act.name!r}: the pre-activation "
@@ -733,6 +788,20 @@ def plan(net, x1: np.ndarray, x2: np.ndarray, support, get: str, order: int):
     needs_pairs = kind in ("relu", "numeric")
     records = _record_pairs(net, support, dim, first_inside) if needs_pairs else None
     layers, data1, data2 = [], [], []
+
+    # the first layer's largest covariance increment ∂Σ11/∂x_k = 2σ_w² x_k/d: the chain rule
+    # amplifies its Price pairs' errors like a power of it (see SHARP_JET)
+    jet = (
+        2.0
+        * net.W_std**2
+        / dim
+        * max(np.max(np.abs(x1), initial=0.0), np.max(np.abs(x2), initial=0.0))
+    )
+
+    def sharp(l: int) -> bool:
+        """Whether layer ``l``'s Mehler tails must be cut at OPERATOR_TOLERANCE."""
+        return order >= 1 and l == 0 and net.embedding is None and jet >= SHARP_JET
+
     for l in range(net.depth):
         a_max, b_max = float(a1[l].max()), float(a2[l].max())
         bounds = (a_max, b_max, max(a_max, b_max))
@@ -746,13 +815,20 @@ def plan(net, x1: np.ndarray, x2: np.ndarray, support, get: str, order: int):
             data1.append(None)
             data2.append(None)
             continue
+        top = max(a_max, b_max)
+        strain = _price_strain(net, l, top**2, order)
+        if strain is not None:
+            if act.mixture is None:
+                raise strain
+            layers.append(LayerSpec("mixture"))
+            data1.append(None)
+            data2.append(None)
+            continue
         full, diag = records[l]
         orders = sorted({p for pair in full | diag for p in pair})
-        top = max(a_max, b_max)
         stack = act.stack(max(orders), "numpy")
-        need = _hermite.terms_needed(stack, top, orders, act.strip)
-        if need is None and l >= 1 and order >= 1:
-            raise _deep_error(net, l, top**2, order, "its Mehler series does not converge there")
+        tol = _hermite.OPERATOR_TOLERANCE if sharp(l) else _hermite.TAIL_TOLERANCE
+        need = _hermite.terms_needed(stack, top, orders, act.strip, tol)
         if need is None:
             layers.append(LayerSpec("quadrature", bounds=bounds))
             data1.append(None)
@@ -761,13 +837,13 @@ def plan(net, x1: np.ndarray, x2: np.ndarray, support, get: str, order: int):
         terms = {p: _hermite._round_up(max(need[p], 1)) for p in orders}
         par = _hermite.derivative_parity(stack, orders)
         h1 = _hermite.hermite_coefficients(
-            stack, a1[l], orders, act.strip, terms=terms, a_max=top, parity=par
+            stack, a1[l], orders, act.strip, tol, terms=terms, a_max=top, parity=par
         )
         h2 = (
             h1
             if x2 is x1
             else _hermite.hermite_coefficients(
-                stack, a2[l], orders, act.strip, terms=terms, a_max=top, parity=par
+                stack, a2[l], orders, act.strip, tol, terms=terms, a_max=top, parity=par
             )
         )
         parity = tuple(p1 if p1 == p2 else -1 for p1, p2 in zip(h1.parity, h2.parity, strict=True))

@@ -47,6 +47,10 @@ __all__ = ["HermiteCoefficients", "hermite_coefficients", "mehler_sums", "terms_
 #: Relative tail energy allowed per side (the entry error is at most this, relative to its
 #: Cauchy–Schwarz scale). 1e-14 keeps operator kernels at ~1e-13 after the chain rule.
 TAIL_TOLERANCE = 1e-14
+#: The tail for a first layer whose Price pairs an operator kernel's chain rule composes: it
+#: multiplies their errors by up to ~1e4 (tanh, ``u_xx``, first-layer variance ~2), and 1e-14
+#: left 2e-11 ... 4e-11 in ``∂²_x∂²_x'Θ`` at ``|x| ≈ 1`` (``W_std = 1.3``); 1e-18 leaves 7e-12.
+OPERATOR_TOLERANCE = 1e-18
 #: Largest number of terms; beyond it the engine switches to per-entry quadrature.
 MAX_TERMS = 1536
 #: Terms are rounded up to a multiple of this (fewer distinct compiled shapes).

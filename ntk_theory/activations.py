@@ -22,7 +22,10 @@ every such derivative is again a Gaussian expectation of derivatives of ``φ`` (
   coefficients (:mod:`ntk_theory._hermite`) where it converges in at most 1536 terms, else from a
   sinh-mapped 2-D trapezoidal rule (:mod:`ntk_theory._gauss2d`). Both are exact on the diagonal
   ``x = x'`` (DESIGN.md fact 7) and accurate to ~1e-15 relative to the Cauchy–Schwarz scale
-  ``√(E[φ^{(i)}(u)²] E[φ^{(j)}(v)²])`` (tests/test_activations.py).
+  ``√(E[φ^{(i)}(u)²] E[φ^{(j)}(v)²])`` (tests/test_activations.py). The logistic family (tanh,
+  sigmoid, SiLU, softplus) also has closed forms as Gaussian scale mixtures
+  (:mod:`ntk_theory._mixture`, ``Activation.mixture``), which deeper layers of operator kernels
+  use where composing Price pairs through the covariance jets is ill-conditioned.
 
 ``max_operator_order`` is the highest differential-operator order whose kernel is finite.
 """
@@ -130,6 +133,10 @@ class Activation:
     strip: float = math.inf
     source: str = field(default="", compare=False, repr=False)
     relu_power: int = 0
+    #: key of :data:`ntk_theory._mixture.MIXTURES` for the logistic family (tanh, sigmoid, SiLU,
+    #: softplus): closed-form kernels as Gaussian scale mixtures, used by deeper layers of
+    #: operator kernels at large variances
+    mixture: str | None = field(default=None, compare=False, repr=False)
     #: operator kernels may take the first layer "inside" (numerical 2-D expectations) for
     #: large inputs and orders >= 3; False where the closed form must be kept (oscillatory φ)
     first_layer_inside = True
@@ -141,6 +148,10 @@ class Activation:
 
         Its kernels use the numeric scheme (Mehler series, 2-D quadrature for large
         variances), with the analyticity strip taken from sympy's singularities of ``expr``.
+        Operator kernels of networks with two or more hidden layers compose its Price pairs
+        through the deeper layers' covariance jets, which is exact only for bounded expressions
+        (or deeper variances ≤ 2) and operator orders ≤ 2; beyond that they raise a
+        ``ValueError`` (the built-in tanh, sigmoid, SiLU and softplus have closed-form routes).
 
         Args:
             name: a name for messages and the registry.
@@ -223,6 +234,18 @@ class Activation:
     def kind(self) -> str:
         """``"closed"`` (formula on jets), ``"relu"`` (arc-cosine Price pairs) or ``"numeric"``."""
         return "relu" if self.relu_power else "numeric"
+
+    @property
+    def unbounded(self) -> bool:
+        """Whether ``|φ(z)|`` grows (about linearly) at large ``|z|``: gelu, SiLU, softplus, ReLU^k.
+
+        Then the variances of deeper layers, and the increments of their covariance jets, grow
+        with the inputs (what limits the Price-pair chain rule there, see
+        ``ntk_theory._engine.PRICE_VARIANCE``). Decided from ``|φ(±1000)|`` against
+        ``|φ(±10)|``: a linear growth gives a ratio near 100, a bounded or logarithmic one a
+        ratio below 10.
+        """
+        return _grows(self)
 
     # -- smoothness ----------------------------------------------------------------------
     def derivatives_needed(self, order_x: int, order_xp: int) -> int:
@@ -345,6 +368,16 @@ def _strip_of(expr: sp.Expr, z: sp.Symbol) -> float | None:
         except TypeError:
             return None
     return min(dists) if dists else math.inf
+
+
+@functools.cache
+def _grows(act: Activation) -> bool:
+    with np.errstate(all="ignore"):  # sympy expressions may overflow on the way to a finite value
+        stack = act.stack(0, "numpy")
+        values = np.abs(np.asarray(stack(np.array([-1e3, -10.0, 10.0, 1e3]))[0], dtype=float))
+    if not np.all(np.isfinite(values)):
+        return True
+    return bool(values[0] + values[3] > 10.0 * (values[1] + values[2] + 1.0))
 
 
 @functools.cache
@@ -524,6 +557,7 @@ ACTIVATIONS: dict[str, Activation] = {
     "erf": _Erf("erf", expr=sp.erf(_z), family="erf", source="Williams (1997), arcsin kernel"),
     "tanh": Activation(
         "tanh",
+        mixture="tanh",
         expr=sp.tanh(_z),
         family="tanh",
         strip=_TANH_STRIP,
@@ -548,6 +582,7 @@ ACTIVATIONS: dict[str, Activation] = {
     },
     "sigmoid": Activation(
         "sigmoid",
+        mixture="sigmoid",
         expr=1 / (1 + sp.exp(-_z)),
         family="sigmoid",
         strip=_LOGISTIC_STRIP,
@@ -555,6 +590,7 @@ ACTIVATIONS: dict[str, Activation] = {
     ),
     "silu": Activation(
         "silu",
+        mixture="silu",
         expr=_z / (1 + sp.exp(-_z)),
         family="silu",
         strip=_LOGISTIC_STRIP,
@@ -562,6 +598,7 @@ ACTIVATIONS: dict[str, Activation] = {
     ),
     "softplus": Activation(
         "softplus",
+        mixture="softplus",
         expr=sp.log(1 + sp.exp(_z)),
         family="softplus",
         strip=_LOGISTIC_STRIP,

@@ -6,6 +6,9 @@ stored; the tests recompute a few of them live to show this script's output is c
     uv run python tests/generate_reference.py sweep      # one-hidden-layer scale sweep
     uv run python tests/generate_reference.py depth2     # the two-layer case (tanh, 9 values, ~2 min)
     uv run python tests/generate_reference.py poisson [SHARD SHARDS]  # tanh K_rr of 1-D Poisson, 100 points
+    uv run python tests/generate_reference.py chain     # one layer where the chain rule strains (~1 min)
+    uv run python tests/generate_reference.py deep      # two layers of SiLU and softplus (~15 min)
+    uv run python tests/generate_reference.py mixture   # the mixture formula at 50 digits (~10 min)
 """
 
 from __future__ import annotations
@@ -115,6 +118,80 @@ def run_depth2() -> None:
     (DATA / "reference_depth2.json").write_text(json.dumps(out, indent=0))
 
 
+#: one hidden layer, W_std = 1.3, b_std = 0.2, at inputs |x| ≈ 1 ... 1.5: the first layer's
+#: variance is 1.7 ... 4, where the Price-pair chain rule (before the inside form takes over)
+#: is most strained; the stored sweep above has no point there with these scales.
+CHAIN_POINTS = (1.0, 1.3, 1.5)
+LOGISTIC = ("tanh", "sigmoid", "silu", "softplus")
+#: two hidden layers (W_std = 1.3, b_std = 0.2) of the unbounded logistic activations at
+#: inputs where their second layer takes the mixture route (variance 3.3 and 5.4)
+DEEP_POINTS = (1.5, 2.0)
+
+
+def chain_cases():
+    for name in LOGISTIC:
+        for x in CHAIN_POINTS:
+            for y in (x, x + 0.02, 0.1 - 0.8 * x):
+                for k in (1, 2):
+                    yield name, x, y, k
+
+
+def run_chain() -> None:
+    out = []
+    for name, x, y, k in chain_cases():
+        value = R.one_layer(name, 1.3, 0.2, [x], [y], (k,), (k,))
+        out.append({"activation": name, "x": x, "y": y, "k": k, "value": repr(value)})
+    _write_atomic(DATA / "reference_chain.json", json.dumps(out, indent=0))
+
+
+def deep_cases():
+    for name in ("silu", "softplus"):
+        for x in DEEP_POINTS:
+            for y in (x, x + 0.05, -0.6 * x):
+                for k in (1, 2):
+                    yield name, x, y, k
+
+
+def run_deep() -> None:
+    """Two hidden layers by the separate route of ``reference.two_layer`` (resumable)."""
+    path = DATA / "reference_deep.json"
+    out = json.loads(path.read_text()) if path.exists() else []
+    done = {(r["activation"], r["x"], r["y"], r["k"]) for r in out}
+    for case in deep_cases():
+        if case in done:
+            continue
+        name, x, y, k = case
+        value = R.two_layer(name, 1.3, 0.2, x, y, k)
+        out.append({"activation": name, "x": x, "y": y, "k": k, "value": repr(value)})
+        _write_atomic(path, json.dumps(out, indent=0))
+        print(out[-1], flush=True)
+
+
+#: the mixture formula at 50 digits (``reference.mixture_theta``) for depth-2 SiLU and softplus
+#: at large inputs, where the longdouble routes above lose their digits to the chain rule
+MIXTURE_POINTS = (10.0, 30.0)
+
+
+def run_mixture() -> None:
+    import mpmath as mp
+
+    path = DATA / "reference_mixture.json"
+    out = json.loads(path.read_text()) if path.exists() else []
+    done = {(r["activation"], r["x"], r["y"], r["k"]) for r in out}
+    for name in ("silu", "softplus"):
+        for x in MIXTURE_POINTS:
+            for y in (x, x * 1.01 + 0.01, -0.5 * x):
+                for k in (1, 2):
+                    if (name, x, y, k) in done:
+                        continue
+                    value = R.mixture_derivative(name, 1.3, 0.2, 2, x, y, k)
+                    out.append(
+                        {"activation": name, "x": x, "y": y, "k": k, "value": mp.nstr(value, 25)}
+                    )
+                    _write_atomic(path, json.dumps(out, indent=0))
+                    print(out[-1], flush=True)
+
+
 def run_poisson(shard: int, shards: int) -> None:
     """K_rr = ∂²_x ∂²_y Θ of one hidden tanh layer (σ_w = σ_b = 1) on linspace(0, 1, 100).
 
@@ -154,4 +231,7 @@ if __name__ == "__main__":
     DATA.mkdir(exist_ok=True)
     what = sys.argv[1]
     shard, shards = (int(sys.argv[2]), int(sys.argv[3])) if len(sys.argv) > 3 else (0, 1)
-    {"sweep": run_sweep, "poisson": run_poisson}.get(what, lambda *a: run_depth2())(shard, shards)
+    if what in ("sweep", "poisson"):
+        {"sweep": run_sweep, "poisson": run_poisson}[what](shard, shards)
+    else:
+        {"depth2": run_depth2, "chain": run_chain, "deep": run_deep, "mixture": run_mixture}[what]()

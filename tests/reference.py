@@ -354,3 +354,82 @@ def _diag_deriv(name, ws, bs, x, n, refine):
     return sum(
         math.comb(n, j) * one_layer_nngp(name, ws, bs, x, x, j, n - j, refine) for j in range(n + 1)
     )
+
+
+# ----------------------------------------------------------------------------------------------
+# the logistic family's Gaussian scale mixtures at 50 digits (conditioning check, deep layers)
+# ----------------------------------------------------------------------------------------------
+def _mixture_kernels(name, s11, s12, s22, rule):
+    """``(E[φ(u)φ(v)], E[φ'(u)φ'(v)])`` by the scale mixture σ(z) = E_K[Φ(z/2K)] (Stefanski
+    1991), each component in closed form, written out here in mpmath from the formulas of
+    ``ntk_theory._mixture``'s docstring (no code shared; the 40-node rule is its generator's)."""
+    import mpmath as mp
+
+    nodes, weights = rule
+    scale = 1 if name == "tanh" else 2
+    det = s11 * s22 - s12 * s12
+    e, d = mp.mpf(0), mp.mpf(0)
+    for ki, wi in zip(nodes, weights, strict=True):
+        for kj, wj in zip(nodes, weights, strict=True):
+            c2, cp2 = (scale * ki) ** 2, (scale * kj) ** 2
+            a, b = s11 + c2, s22 + cp2
+            delta = mp.sqrt(a * b - s12 * s12)
+            angle = mp.atan(s12 / delta)
+            if name in ("tanh", "sigmoid"):  # Φ(u/c) - ½ and its derivative ϕ(u/c)/c
+                ee, dd = angle / (2 * mp.pi), 1 / (2 * mp.pi * delta)
+            else:  # u Φ(u/c) (SiLU); softplus c Ψ(u/c) adds the ϕ terms
+                ee = s12 / 4 + (
+                    (c2 * cp2 * s12**2 + s11 * s22 * delta**2) / (a * b * delta) + s12 * angle
+                ) / (2 * mp.pi)
+                if name == "silu":
+                    dd = mp.mpf(1) / 4 + (
+                        angle
+                        + s12
+                        / delta
+                        * (c2 * cp2 / delta**2 + (2 * c2 * cp2 + cp2 * s11 + c2 * s22) / (a * b))
+                    ) / (2 * mp.pi)
+                else:
+                    ee += ((cp2 * s11 + det) * cp2 / b + (c2 * s22 + det) * c2 / a + c2 * cp2) / (
+                        2 * mp.pi * delta
+                    )
+                    dd = mp.mpf(1) / 4 + angle / (2 * mp.pi)
+            e += wi * wj * ee
+            d += wi * wj * dd
+    if name == "tanh":
+        return 4 * e, 4 * d
+    if name == "sigmoid":
+        return e + mp.mpf(1) / 4, d
+    return e, d
+
+
+@functools.cache
+def _rule40():
+    from ntk_theory._mixture import kolmogorov_rule
+
+    return kolmogorov_rule(40, 60)
+
+
+def mixture_theta(name, ws, bs, depth, x, y):
+    """``Θ(x, y)`` of a depth-``depth`` network (1-D inputs, NTK parameterization), mpmath."""
+    import mpmath as mp
+
+    w2, b2 = mp.mpf(ws) ** 2, mp.mpf(bs) ** 2
+    s11, s12, s22 = w2 * x * x + b2, w2 * x * y + b2, w2 * y * y + b2
+    theta = s12
+    for _ in range(depth):
+        e12, d12 = _mixture_kernels(name, s11, s12, s22, _rule40())
+        e11 = _mixture_kernels(name, s11, s11, s11, _rule40())[0]
+        e22 = _mixture_kernels(name, s22, s22, s22, _rule40())[0]
+        theta = w2 * e12 + b2 + w2 * d12 * theta
+        s11, s12, s22 = w2 * e11 + b2, w2 * e12 + b2, w2 * e22 + b2
+    return theta
+
+
+def mixture_derivative(name, ws, bs, depth, x, y, k: int):
+    """``∂_x^k ∂_y^k Θ(x, y)`` of :func:`mixture_theta` by mpmath's differentiation, 50 digits."""
+    import mpmath as mp
+
+    with mp.workdps(50):
+        return mp.diff(
+            lambda s, t: mixture_theta(name, ws, bs, depth, s, t), (mp.mpf(x), mp.mpf(y)), (k, k)
+        )

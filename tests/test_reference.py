@@ -327,3 +327,68 @@ def test_tanh_two_layers_against_reference():
         K = jet[(k, k)] * math.factorial(k) ** 2
         err = abs(K[i, j] - _value(r["value"])) / math.sqrt(abs(K[i, i] * K[j, j]))
         assert err < TOL, (r["x"], r["y"], k, err)
+
+
+def _one_call_errors(net, records, k_of=lambda r: r["k"]):
+    """Production ``∂_x^k ∂_y^k Θ`` (one engine call over the records' points) against stored
+    values, relative to the row/column scale."""
+    pts = sorted({r["x"] for r in records} | {r["y"] for r in records})
+    P = np.array(pts)[:, None]
+    top = max(k_of(r) for r in records)
+    jet, spec = _engine.kernel_jet(net, P, P, _jets.support([(top,)], [(top,)]))
+    errs = []
+    for r in records:
+        i, j, k = pts.index(r["x"]), pts.index(r["y"]), k_of(r)
+        K = jet[(k, k)] * math.factorial(k) ** 2
+        value = _value(r["value"]) if "longdouble" in r["value"] else float(r["value"])
+        errs.append(abs(K[i, j] - value) / math.sqrt(abs(K[i, i] * K[j, j])))
+    return errs, spec
+
+
+@pytest.mark.parametrize("act", ["tanh", "sigmoid", "silu", "softplus"])
+def test_first_layer_where_the_chain_rule_strains(act):
+    """One hidden layer, W_std = 1.3, b_std = 0.2, ``∂_x^k ∂_y^k Θ`` (k = 1, 2) at x = 1 (first-layer
+    variance 1.73: the chain rule through the covariance, its Mehler tails at 1e-18) and, for
+    tanh, x = 1.3 and 1.5 (variances 3 and 3.9: the inside form since CHAIN_VARIANCE = 2),
+    against the stored extended-precision reference (``generate_reference.py chain``). Before,
+    tanh's ``u_xx`` kernel was 2.4e-11 off at x = 1 and 2e-10 at x = 1.3. Measured now: tanh 7.2e-12
+    at x = 1 (the chain rule's floor: ~1e-16 Price pairs amplified ~1e4-fold), the other three
+    ≤ 3e-14, the inside form ≤ 2e-15."""
+    recs = json.loads((DATA / "reference_chain.json").read_text())
+    net = nt.MLP(1, act, W_std=1.3, b_std=0.2)
+    for xs in [(1.0,)] if act != "tanh" else [(1.0,), (1.3, 1.5)]:
+        group = [r for r in recs if r["activation"] == act and r["x"] in xs]
+        assert len(group) == 6 * len(xs)
+        errs, spec = _one_call_errors(net, group)
+        assert spec.layers[0].method == ("inside" if min(xs) > 1.0 else "mehler")
+        assert max(errs) < TOL, (act, xs, errs)
+
+
+@pytest.mark.parametrize("act", ["silu", "softplus"])
+def test_two_unbounded_layers_against_references(act):
+    """Two hidden layers (W_std = 1.3, b_std = 0.2, ``∂_x^k ∂_y^k Θ``, k = 1, 2), second layer by
+    the closed-form scale mixture:
+
+    * x = 1.5, 2 (second-layer variance 3, 5.4) against the separate two-layer route of
+      tests/reference.py (sympy chain rule, extended-precision Price expectations: no formula
+      in common; ``generate_reference.py deep``);
+    * x = 10, 30 (variances 143, 1285), where that route loses its digits to its own chain
+      rule (its terms sum to 3e9 × the result at x = 10), against the mixture formula evaluated
+      at 50 digits (``reference.mixture_derivative``): the same mathematics, checked above
+      against the Price pairs of 2-D quadrature, so this checks the float64 composition.
+
+    The Price-pair chain rule, used here before, was 4e-10 off at x = 3 and 4e-7 at x = 10 (and
+    refused from x ≈ 4)."""
+    net = nt.MLP(2, act, W_std=1.3, b_std=0.2)
+    deep = [
+        r for r in json.loads((DATA / "reference_deep.json").read_text()) if r["activation"] == act
+    ]
+    mix = [
+        r
+        for r in json.loads((DATA / "reference_mixture.json").read_text())
+        if r["activation"] == act
+    ]
+    assert len(deep) == 12 and len(mix) == 12
+    errs, spec = _one_call_errors(net, deep + mix)
+    assert [L.method for L in spec.layers] == ["inside", "mixture"]
+    assert max(errs) < TOL, errs
