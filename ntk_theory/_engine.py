@@ -20,10 +20,12 @@ applied to jets. Work is split in two:
 Methods per layer: ``closed`` (erf, sin, gelu formulas on jets), ``relu`` (arc-cosine Price
 pairs), ``mehler`` (numeric activations, per-point coefficients), ``quadrature`` (numeric
 activations at variances where the Mehler series would need more than 1536 terms) and
-``mixture`` (SiLU and softplus in deeper layers of operator kernels once their variance passes
-:data:`PRICE_VARIANCE`: closed-form Gaussian scale mixtures, :mod:`ntk_theory._mixture`). The first
-layer is ``inside`` instead when an operator meets large inputs: the derivatives are moved inside
-the expectation (:mod:`ntk_theory._first_layer`), which is the only cancellation-free form there.
+``mixture`` (the logistic family's closed-form Gaussian scale mixtures,
+:mod:`ntk_theory._mixture`, wherever an operator kernel's chain rule through Price pairs would
+lose digits: a first layer above :data:`NUMERIC_CHAIN_VARIANCE` or at orders ≥ 3, deeper
+layers of SiLU and softplus above :data:`PRICE_VARIANCE`, deeper layers at orders ≥ 3). The
+first layer of other activations is ``inside`` there: the derivatives are moved inside the
+expectation (:mod:`ntk_theory._first_layer`), the other cancellation-free form.
 """
 
 from __future__ import annotations
@@ -49,25 +51,32 @@ from ._jets import Jet, factorial, split
 
 __all__ = ["BlockSpec", "LayerSpec", "kernel_blocks", "layer_variances", "plan"]
 
-#: First-layer variance above which operator kernels of order 1 and 2 move the input derivatives
-#: inside the expectation. Below it the chain rule through the covariance, with tails at
-#: OPERATOR_TOLERANCE where its jets are large (SHARP_JET), stays within 7e-12 (tanh, sigmoid,
-#: SiLU, softplus, ``W_std`` 1 ... 2, orders 1 and 2, against the inside form); between 2 and 4
-#: it lost up to 2e-10 (tanh, ``u_xx``, ``x = 1.3``, ``W_std = 1.3``: the quadrature's and the
-#: Mehler tails' ~1e-15 amplified ~1e4-fold). At order >= 3 (per side) its cancellation costs up
-#: to ~5 digits already at variance 2 (tanh, order 4: 5e-10), so those orders always take the
-#: first layer inside (tests/test_reference.py checks both sides of the switch against an
-#: independent reference).
-CHAIN_VARIANCE = 2.0
+#: First-layer variance above which operator kernels of order 1 and 2 of closed-form activations
+#: (erf, sin, gelu) move the input derivatives inside the expectation; below it their closed
+#: forms, with ``det Σ¹`` from the input geometry, lose nothing (erf ≤ 1e-15, gelu ≤ 6e-14 at
+#: variance 3.9, ``u_xx``). At order >= 3 (per side) the chain rule costs up to ~5 digits
+#: already at variance 2 (tanh, order 4: 5e-10), so those orders always leave it.
+CHAIN_VARIANCE = 4.0
+#: The same switch for activations without a closed form (the Price pairs of Mehler series or
+#: quadrature, composed through the covariance jets): above it the logistic family (tanh,
+#: sigmoid, SiLU, softplus) takes its closed-form scale mixture with the geometric ``det Σ¹``
+#: (within 2e-14 of the reference sweep at |x| = 3 … 100, orders 0 … 4, and of the inside form
+#: up to |x| = 3000; 4x faster than the inside form for the 2-D Laplacian), other numeric
+#: activations the inside form. Below it the chain rule, with tails at OPERATOR_TOLERANCE where
+#: its jets are large (SHARP_JET), stays within 7.2e-12 (tanh, ``u_xx``, x = 1, ``W_std = 1.3``;
+#: the other logistic activations ≤ 3e-14); between 2 and 4 it lost up to 2e-10 (tanh, ``u_xx``,
+#: x = 1.3: the Price pairs' ~1e-15 amplified ~1e4-fold).
+NUMERIC_CHAIN_VARIANCE = 2.0
 #: Per-side derivative order from which the first layer always runs "inside".
 INSIDE_ORDER = 3
 #: First-layer covariance increment ``∂Σ11/∂x_k = 2σ_w² x_k/d`` from which a first layer under
 #: the chain rule cuts its Mehler tails at ``_hermite.OPERATOR_TOLERANCE`` (1e-18, not 1e-14):
-#: the chain rule multiplies the Price pairs' errors by a power of it. tanh, ``u_xx``, one layer,
-#: tails at 1e-14 against the inside form: 6e-13 at 1.5, 4e-12 at 2, 1.3e-11 at 3.8 and
-#: 3.5e-11 at 3.4 (``W_std = 1.3``, ``x = 1``); at 1e-18: 2e-13, 2e-12, 2.7e-12 and 2.2e-12.
-#: Below it the tighter tails only cost time (the 2-D Laplacian on [0, 1]² with
-#: ``W_std = 1.3`` stays below 2e-12 with 1e-14 and 40 % faster).
+#: the chain rule multiplies the Price pairs' errors by a power of it. tanh, ``u_xx``, one layer
+#: (``W_std`` 1 ... 1.9, first-layer variance ≤ 2), against the inside form, increment 1.5 /
+#: 2 / 2.5 / 3.4 / 3.8: tails at 1e-14 give 6e-13 / 4e-12 / 5e-12 / 3.5e-11 / 1.3e-11, at 1e-18
+#: 1e-14 / 2e-13 / 8e-14 / 2.2e-12 / 2.7e-12. Below it the tighter tails only cost time (the
+#: 2-D Laplacian on [0, 1]² with ``W_std = 1.3``, increment 1.7, stays below 2e-12 with 1e-14,
+#: 40 % faster).
 SHARP_JET = 2.0
 #: Largest input coordinate the engine accepts (no input embedding) for activations without a
 #: closed form and for operator kernels. Checked to ≤ 1e-11 up to |x| = 1000
@@ -527,7 +536,7 @@ def _deeper_layers(net, spec: BlockSpec, state, geometry, rows, cols):
 
         def body(st, r, c, fan, is_first, terms_r):
             det = None
-            if det0 is not None and deeper[0].method in ("closed", "relu"):
+            if det0 is not None and deeper[0].method in ("closed", "relu", "mixture"):
                 s12, s11, s22, _ = _dense(net, st, fan)
                 entries = s11 * s22 - s12 * s12
                 keys = set(entries.coeffs) | set(det0.coeffs)
@@ -723,6 +732,28 @@ def _check_input_scale(x1: np.ndarray, x2: np.ndarray) -> None:
         )
 
 
+def _check_finite_derivatives(act, scale: float, order: int) -> None:
+    """A sympy activation's lambdified derivatives must be finite where the quadratures evaluate
+    them (``|u| ≤ RANGE · scale``): written as given, ``z/(1 + e^{-z})`` differentiates into
+    ``e^{-z}/(1 + e^{-z})²``, which is ``inf/inf = nan`` below ``u ≈ -710``."""
+    if act.kind != "numeric" or act.family is not None:
+        return
+    n = act.derivatives_needed(order, order)
+    u = np.linspace(-1.0, 1.0, 4001) * _gauss2d.RANGE * max(scale, 1.0)
+    with np.errstate(all="ignore"):
+        values = np.asarray(act.stack(n, "numpy")(u), dtype=float)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        k, i = np.argwhere(bad)[0]
+        raise ValueError(
+            f"activation {act.name!r}: its derivative of order {k} (as sympy writes it) is not "
+            f"finite at u = {u[i]:.4g}, and the kernel evaluates derivatives up to order {n} at "
+            f"|u| ≤ {u[-1]:.4g} for these inputs. Rewrite the expression so that it stays finite "
+            "(e.g. z*(1 + tanh(z/2))/2 instead of z/(1 + exp(-z))), or rescale the inputs so that "
+            "the pre-activations stay smaller."
+        )
+
+
 def _check_deep_variances(net, v1: np.ndarray, v2: np.ndarray, order: int) -> None:
     for l in range(1, net.depth):
         top = float(max(v1[l].max(), v2[l].max()))
@@ -777,13 +808,20 @@ def plan(net, x1: np.ndarray, x2: np.ndarray, support, get: str, order: int):
     v1, v2 = layer_variances(net, x1), layer_variances(net, x2)
     if order >= 1 and act.kind != "relu":
         _check_deep_variances(net, v1, v2, order)
+    _check_finite_derivatives(act, float(np.sqrt(max(v1.max(), v2.max()))), order)
     a1, a2 = np.sqrt(np.maximum(v1, 0.0)), np.sqrt(np.maximum(v2, 0.0))
-    first_inside = (
+    # the first layer leaves the chain rule through Price pairs at large variances and high
+    # orders: to the closed-form mixture (logistic family, exact with the geometric det Σ¹) or
+    # with the derivatives inside the expectation
+    chain_limit = CHAIN_VARIANCE if act.kind == "closed" else NUMERIC_CHAIN_VARIANCE
+    strained = (
         order >= 1
         and net.embedding is None
         and act.first_layer_inside
-        and (order >= INSIDE_ORDER or max(v1[0].max(), v2[0].max()) > CHAIN_VARIANCE)
+        and (order >= INSIDE_ORDER or max(v1[0].max(), v2[0].max()) > chain_limit)
     )
+    first_mixture = strained and act.mixture is not None
+    first_inside = strained and not first_mixture
     kind = act.kind
     needs_pairs = kind in ("relu", "numeric")
     records = _record_pairs(net, support, dim, first_inside) if needs_pairs else None
@@ -805,6 +843,11 @@ def plan(net, x1: np.ndarray, x2: np.ndarray, support, get: str, order: int):
     for l in range(net.depth):
         a_max, b_max = float(a1[l].max()), float(a2[l].max())
         bounds = (a_max, b_max, max(a_max, b_max))
+        if l == 0 and first_mixture:
+            layers.append(LayerSpec("mixture"))
+            data1.append(None)
+            data2.append(None)
+            continue
         if l == 0 and first_inside:
             layers.append(LayerSpec("inside", bounds=bounds))
             data1.append(None)

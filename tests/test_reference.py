@@ -20,6 +20,7 @@ erf and 2-D checks below at |x| = 1000 guard it.)
 """
 
 import collections
+import dataclasses
 import json
 import math
 import re
@@ -349,25 +350,26 @@ def _one_call_errors(net, records, k_of=lambda r: r["k"]):
 def test_first_layer_where_the_chain_rule_strains(act):
     """One hidden layer, W_std = 1.3, b_std = 0.2, ``∂_x^k ∂_y^k Θ`` (k = 1, 2) at x = 1 (first-layer
     variance 1.73: the chain rule through the covariance, its Mehler tails at 1e-18) and, for
-    tanh, x = 1.3 and 1.5 (variances 3 and 3.9: the inside form since CHAIN_VARIANCE = 2),
+    tanh, x = 1.3 and 1.5 (variances 3 and 3.9: the closed-form mixture since
+    NUMERIC_CHAIN_VARIANCE = 2),
     against the stored extended-precision reference (``generate_reference.py chain``). Before,
     tanh's ``u_xx`` kernel was 2.4e-11 off at x = 1 and 2e-10 at x = 1.3. Measured now: tanh 7.2e-12
     at x = 1 (the chain rule's floor: ~1e-16 Price pairs amplified ~1e4-fold), the other three
-    ≤ 3e-14, the inside form ≤ 2e-15."""
+    ≤ 3e-14, the mixture ≤ 2e-15."""
     recs = json.loads((DATA / "reference_chain.json").read_text())
     net = nt.MLP(1, act, W_std=1.3, b_std=0.2)
     for xs in [(1.0,)] if act != "tanh" else [(1.0,), (1.3, 1.5)]:
         group = [r for r in recs if r["activation"] == act and r["x"] in xs]
         assert len(group) == 6 * len(xs)
         errs, spec = _one_call_errors(net, group)
-        assert spec.layers[0].method == ("inside" if min(xs) > 1.0 else "mehler")
+        assert spec.layers[0].method == ("mixture" if min(xs) > 1.0 else "mehler")
         assert max(errs) < TOL, (act, xs, errs)
 
 
 @pytest.mark.parametrize("act", ["silu", "softplus"])
 def test_two_unbounded_layers_against_references(act):
-    """Two hidden layers (W_std = 1.3, b_std = 0.2, ``∂_x^k ∂_y^k Θ``, k = 1, 2), second layer by
-    the closed-form scale mixture:
+    """Two hidden layers (W_std = 1.3, b_std = 0.2, ``∂_x^k ∂_y^k Θ``, k = 1, 2), both layers by
+    the closed-form scale mixture (the first with ``det Σ¹`` from the input geometry):
 
     * x = 1.5, 2 (second-layer variance 3, 5.4) against the separate two-layer route of
       tests/reference.py (sympy chain rule, extended-precision Price expectations: no formula
@@ -390,5 +392,35 @@ def test_two_unbounded_layers_against_references(act):
     ]
     assert len(deep) == 12 and len(mix) == 12
     errs, spec = _one_call_errors(net, deep + mix)
-    assert [L.method for L in spec.layers] == ["inside", "mixture"]
+    assert [L.method for L in spec.layers] == ["mixture", "mixture"]
     assert max(errs) < TOL, errs
+
+
+@pytest.mark.parametrize("name", ["tanh", "silu", "softplus"])
+def test_first_layer_mixture_and_inside_form_agree(name):
+    """Under an operator at large inputs the logistic family's first layer takes its closed-form
+    scale mixture; the same activation without it (its cancellation-free derivative stack, no
+    mixture) takes the inside form, the 2-D quadrature with the derivatives inside the
+    expectation: two routes with no formula in common. One hidden layer, orders 1, 2, 4 per
+    side, |x| = 3, 30 and 1000 in one call, diagonal, nearby and far pairs of each scale;
+    measured ≤ 7e-13 (softplus, order 4), ≤ 8e-14 otherwise.
+
+    Across scales the inside form is the weaker one: tanh's ``∂⁴_x∂⁴_y Θ(-2.1, 1003)``, an entry
+    8e-9 of its row/column scale, is -6.78354926207e-18 by the extended-precision reference
+    (``reference.one_layer``; the same to 12 digits with every rule refined twice); the mixture
+    gives -6.78354926346e-18 (2e-10 of the entry), the inside form -7.08e-18 (4 %, 3.5e-10 of
+    the row/column scale)."""
+    act = nt.activations.get_activation(name)
+    bare = dataclasses.replace(act, name=f"{name}_without_mixture", mixture=None)
+    P = np.array([[3.0], [3.01], [-2.1], [30.0], [30.2], [-21.0], [1000.0], [1003.0], [-700.0]])
+    same_scale = np.kron(np.eye(3), np.ones((3, 3))) > 0
+    sup = _jets.support({(4,)}, {(4,)})
+    ours, spec = _engine.kernel_jet(nt.MLP(1, act, 1.4, 0.3), P, P, sup)
+    inside, spec_inside = _engine.kernel_jet(nt.MLP(1, bare, 1.4, 0.3), P, P, sup)
+    assert spec.layers[0].method == "mixture" and spec_inside.layers[0].method == "inside"
+    for k in (1, 2, 4):
+        A, B = ours[(k, k)], inside[(k, k)]
+        scale = np.sqrt(np.outer(np.diag(B), np.diag(B)))
+        assert np.max(np.abs(A - B)[same_scale] / scale[same_scale]) < 1e-11, (name, k)
+    if name == "tanh":
+        assert ours[(4, 4)][2, 7] * 576 == pytest.approx(-6.783549262065878e-18, rel=1e-9, abs=0)

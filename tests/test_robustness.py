@@ -121,6 +121,22 @@ def test_scales_beyond_the_exact_range_are_clear_errors():
         assert np.isfinite(K).all() and np.all(np.diag(K) > 0)
 
 
+def test_sympy_activation_that_overflows_is_a_clear_error():
+    """A custom activation whose sympy derivatives overflow where the kernel evaluates them
+    (z/(1 + e^{-z}) at u ≈ -400) is refused with the order, the place and a stable rewrite;
+    the rewrite gives the built-in SiLU's kernel (it returned NaN before)."""
+    z = sp.Symbol("z")
+    u_xx = nt.Operator.parse("u_xx", ("x",))
+    x = np.array([[30.0], [-20.0]])
+    naive = nt.Activation.from_sympy("naive_swish", z / (1 + sp.exp(-z)))
+    with pytest.raises(ValueError, match=r"'naive_swish'.*order 3.*not finite.*tanh\(z/2\)"):
+        nt.operator_kernel(nt.MLP(1, naive, 1.4, 0.3), u_xx, x)
+    stable = nt.Activation.from_sympy("stable_swish", z * (1 + sp.tanh(z / 2)) / 2)
+    K = np.asarray(nt.operator_kernel(nt.MLP(1, stable, 1.4, 0.3), u_xx, x))
+    ref = np.asarray(nt.operator_kernel(nt.MLP(1, "silu", 1.4, 0.3), u_xx, x))
+    np.testing.assert_allclose(K, ref, rtol=1e-11)
+
+
 @pytest.mark.parametrize("act", ["silu", "softplus"])
 def test_deep_unbounded_kernels_are_psd_at_large_inputs(act):
     """Depth 2, u_xx at |x| = 3 ... 80 (second-layer variances 10 ... 1e4, the closed-form
