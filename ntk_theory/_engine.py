@@ -12,8 +12,10 @@ al. 2018, Thm. 1; Lee et al. 2019, eq. (7)) is
 applied to jets. Work is split in two:
 
 * **the plan** (host, once per call): the per-point variances ``Σ^l(x, x)`` of every layer, the
-  evaluation method of each layer and the per-point Mehler coefficients
-  (:mod:`ntk_theory._hermite`) shared by both point sets;
+  evaluation method of each layer, the number of Mehler terms of each Price pair
+  (:func:`ntk_theory._hermite.pair_terms`) and the per-point Mehler coefficients
+  (:mod:`ntk_theory._hermite`), written once into the layout the blocks read (one array for
+  the scanned layers; only the non-zero parity class for odd/even activations);
 * **blocks** (compiled, 128 × 128 by default): the jet recursion, with Price pairs from the
   layer's method, and the read-out ``Σ a_α(x) b_β(x') α! β! Θ_{αβ}``.
 
@@ -30,6 +32,7 @@ expectation (:mod:`ntk_theory._first_layer`), the other cancellation-free form.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Callable
@@ -118,6 +121,10 @@ class LayerSpec:
         terms: number of Mehler terms per order.
         parity: per order, 0/1 if only even/odd coefficients are non-zero, else -1.
         bounds: ``(a_max, b_max, c_max)`` for the quadrature's node counts.
+        compact: the coefficients hold only each order's non-zero parity class (column ``j``
+            is ``k = parity + 2j``; see :func:`_hermite.hermite_coefficients`).
+        pairs: ``(p, q, K_pq)`` per Price pair, its number of terms
+            (:func:`_hermite.pair_terms`); ``terms`` is then each order's longest pair.
     """
 
     method: str
@@ -125,6 +132,8 @@ class LayerSpec:
     terms: tuple[int, ...] = ()
     parity: tuple[int, ...] = ()
     bounds: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    compact: bool = False
+    pairs: tuple[tuple[int, int, int], ...] = ()
 
     @property
     def width(self) -> int:
@@ -200,21 +209,25 @@ class _Tables:
 
     def __init__(self, act, spec: LayerSpec, rows, cols, terms=None):
         self.act, self.spec, self.rows, self.cols = act, spec, rows, cols
-        self.terms = terms  # traced per-order term counts of this layer (scanned layers)
+        # traced per-pair term counts of this layer (scanned layers), in spec.pairs' order
+        self.terms = terms
 
     def _mehler_spec(self, pairs):
         idx = {p: i for i, p in enumerate(self.spec.orders)}
+        planned = {(i, j): (n, k) for n, (i, j, k) in enumerate(self.spec.pairs)}
         out, dyn = [], []
         for i, j in pairs:
+            if (i, j) not in planned:
+                raise AssertionError(f"Price pair {(i, j)} was not planned: {planned}")
+            n, k = planned[(i, j)]
             pi, pj = self.spec.parity[idx[i]], self.spec.parity[idx[j]]
-            k = max(self.spec.terms[idx[i]], self.spec.terms[idx[j]])
             if pi >= 0 and pj >= 0 and pi != pj:
                 par = -2  # the sum vanishes identically
             else:
                 par = max(pi, pj)
             out.append((idx[i], idx[j], k, par))
             if self.terms is not None:
-                dyn.append(jnp.maximum(self.terms[idx[i]], self.terms[idx[j]]))
+                dyn.append(self.terms[n])
         return out, (dyn if self.terms is not None else None)
 
     def full(self, s11, s12, s22, det=None):
@@ -235,7 +248,9 @@ class _Tables:
                 keep = [i for i, sp in enumerate(specs) if sp[3] != -2]
                 live = [specs[i] for i in keep]
                 terms = None if dyn is None else [dyn[i] for i in keep]
-                sums = iter(_hermite.mehler_sums(rho, coef_r, coef_c, live, terms))
+                sums = iter(
+                    _hermite.mehler_sums(rho, coef_r, coef_c, live, terms, compact=spec.compact)
+                )
                 zero = jnp.zeros_like(rho)
                 return {
                     p: (zero if sp[3] == -2 else next(sums))
@@ -278,9 +293,14 @@ class _Tables:
                     if par == -2:
                         out[(i, j)] = jnp.zeros(coef.shape[1])
                         continue
-                    prod = coef[idx[i], :, :k] * coef[idx[j], :, :k]
+                    # columns of k < K (compact: the pair's parity class only)
+                    cols = _hermite.class_size(k, par) if spec.compact else k
+                    prod = coef[idx[i], :, :cols] * coef[idx[j], :, :cols]
                     if dyn is not None:
-                        prod = jnp.where(jnp.arange(k) < dyn[n_pair], prod, 0.0)
+                        live = (
+                            _hermite.class_size(dyn[n_pair], par) if spec.compact else dyn[n_pair]
+                        )
+                        prod = jnp.where(jnp.arange(cols) < live, prod, 0.0)
                     out[(i, j)] = jnp.sum(prod, axis=-1)
                 shape = (-1, 1) if side == "rows" else (1, -1)
                 return {p: v.reshape(shape) for p, v in out.items()}
@@ -840,6 +860,14 @@ def plan(net, x1: np.ndarray, x2: np.ndarray, support, get: str, order: int):
         """Whether layer ``l``'s Mehler tails must be cut at OPERATOR_TOLERANCE."""
         return order >= 1 and l == 0 and net.embedding is None and jet >= SHARP_JET
 
+    # layers that may share a scanned body share its Price pairs (the body asks for their union)
+    first_scanned = 1 if first_inside else 0
+    shared_pairs = (
+        set().union(*(f | g for f, g in records[first_scanned:]))
+        if records is not None and net.depth - first_scanned >= 2
+        else None
+    )
+
     for l in range(net.depth):
         a_max, b_max = float(a1[l].max()), float(a2[l].max())
         bounds = (a_max, b_max, max(a_max, b_max))
@@ -867,96 +895,162 @@ def plan(net, x1: np.ndarray, x2: np.ndarray, support, get: str, order: int):
             data1.append(None)
             data2.append(None)
             continue
-        full, diag = records[l]
-        orders = sorted({p for pair in full | diag for p in pair})
+        pairs = sorted(
+            shared_pairs if l >= first_scanned and shared_pairs else set().union(*records[l])
+        )
+        orders = sorted({p for pair in pairs for p in pair})
         stack = act.stack(max(orders), "numpy")
         tol = _hermite.OPERATOR_TOLERANCE if sharp(l) else _hermite.TAIL_TOLERANCE
-        need = _hermite.terms_needed(stack, top, orders, act.strip, tol)
-        if need is None:
+        tails = _hermite.tail_curves(stack, top, orders, act.strip, tol)
+        if tails is None:
             layers.append(LayerSpec("quadrature", bounds=bounds))
             data1.append(None)
             data2.append(None)
             continue
-        terms = {p: _hermite._round_up(max(need[p], 1)) for p in orders}
-        par = _hermite.derivative_parity(stack, orders)
-        h1 = _hermite.hermite_coefficients(
-            stack, a1[l], orders, act.strip, tol, terms=terms, a_max=top, parity=par
+        # terms per Price pair (Cauchy–Schwarz on both tails), rounded up to one of the orders'
+        # own counts (few distinct loop lengths: the per-pair optimum compiled 40% longer for
+        # 5% less run time); each order's coefficients go as far as its longest pair
+        need = _hermite.pair_terms(tails, pairs, tol)
+        sizes = sorted({_round_terms(np.nonzero(t <= tol)[0][0]) for t in tails.values()})
+        pair_k = tuple(
+            (i, j, min(k for k in sizes if k >= _round_terms(need[(i, j)]))) for i, j in pairs
         )
-        h2 = (
-            h1
-            if x2 is x1
-            else _hermite.hermite_coefficients(
-                stack, a2[l], orders, act.strip, tol, terms=terms, a_max=top, parity=par
+        terms = {p: max(k for i, j, k in pair_k if p in (i, j)) for p in orders}
+        # the coefficients wait for the layout of all layers (below)
+        layers.append(
+            LayerSpec(
+                "mehler", tuple(orders), tuple(terms[p] for p in orders), (), bounds, pairs=pair_k
             )
         )
-        parity = tuple(p1 if p1 == p2 else -1 for p1, p2 in zip(h1.parity, h2.parity, strict=True))
-        layers.append(
-            LayerSpec("mehler", tuple(orders), tuple(terms[p] for p in orders), parity, bounds)
-        )
-        data1.append((h1.coefficients, a1[l]))
-        data2.append((h2.coefficients, a2[l]))
+        data1.append(stack)
+        data2.append(stack)
     # The scanned layers (all of them, or 2..L after an "inside" first layer) share one body
-    # when their methods agree; Mehler layers then share a padded layout with traced term
-    # counts per layer.
-    first_scanned = 1 if first_inside else 0
+    # when their methods agree; Mehler layers then share one coefficient array
+    # (layers, orders, n, columns) with traced term counts per layer, computed into it directly.
+    # Activations whose every derivative is even or odd (tanh, erf, sin) store only the
+    # non-zero parity class of each order (compact: half the memory and bytes per block).
     scanned = layers[first_scanned:]
     scan = len(scanned) >= 2 and len({L.method for L in scanned}) == 1
-    if scan and scanned[0].method == "mehler":
-        orders = tuple(sorted(set().union(*(L.orders for L in scanned))))
-        K = {p: max(L.terms[L.orders.index(p)] for L in scanned if p in L.orders) for p in orders}
-        par = []
-        for p in orders:
+    mehler = [l for l, L in enumerate(layers) if L.method == "mehler"]
+    pars = {l: _hermite.derivative_parity(data1[l], layers[l].orders) for l in mehler}
+    compact = {l: all(p in pars[l] for p in layers[l].orders) for l in mehler}
+    shared_layout = scan and scanned[0].method == "mehler"
+    if shared_layout:
+        merged_orders = tuple(sorted(set().union(*(L.orders for L in scanned))))
+        merged_pairs = sorted({(i, j) for L in scanned for i, j, _ in L.pairs})
+        every = all(compact[l] for l in range(first_scanned, len(layers)))
+        compact.update((l, every) for l in range(first_scanned, len(layers)))
+        width = max(L.width for L in scanned)
+        cols = (width + 1) // 2 if every else width
+        sides = [(a1, data1)] if x2 is x1 else [(a1, data1), (a2, data2)]
+        shared = [
+            np.zeros((len(scanned), len(merged_orders), a_side.shape[1], cols))
+            for a_side, _ in sides
+        ]
+    for l in mehler:
+        L, stack = layers[l], data1[l]
+        terms = dict(zip(L.orders, L.terms, strict=True))
+        hs = []
+        for s_idx, (a_side, data) in enumerate(
+            [(a1, data1)] if x2 is x1 else [(a1, data1), (a2, data2)]
+        ):
+            kw = dict(terms=terms, a_max=L.bounds[2], parity=pars[l], compact=compact[l])
+            if shared_layout:
+                dest = shared[s_idx][l - first_scanned]
+                direct = L.orders == merged_orders
+                h = _hermite.hermite_coefficients(
+                    stack,
+                    a_side[l],
+                    L.orders,
+                    act.strip,
+                    **kw,
+                    width=dest.shape[-1],
+                    out=dest if direct else None,
+                )
+                if not direct:
+                    dest[[merged_orders.index(p) for p in L.orders]] = h.coefficients
+                own = {(i, j): k for i, j, k in L.pairs}
+                counts = np.array([own.get(q, 0) for q in merged_pairs])
+                data[l] = (dest, a_side[l], counts)
+            else:
+                h = _hermite.hermite_coefficients(stack, a_side[l], L.orders, act.strip, **kw)
+                data[l] = (h.coefficients, a_side[l])
+            hs.append(h)
+        if x2 is x1:
+            data2[l] = data1[l]
+        parity = tuple(
+            p1 if p1 == p2 else -1 for p1, p2 in zip(hs[0].parity, hs[-1].parity, strict=True)
+        )
+        layers[l] = dataclasses.replace(L, parity=parity, compact=compact[l])
+    scanned = layers[first_scanned:]
+    if shared_layout:
+        K, par = [], []
+        for p in merged_orders:
+            K.append(max(L.terms[L.orders.index(p)] for L in scanned if p in L.orders))
             seen = {L.parity[L.orders.index(p)] for L in scanned if p in L.orders}
             par.append(seen.pop() if len(seen) == 1 else -1)
         bounds = tuple(max(L.bounds[i] for L in scanned) for i in range(3))
-        merged = LayerSpec("mehler", orders, tuple(K[p] for p in orders), tuple(par), bounds)
-        width = max(K.values())
-        for data in (data1, data2):
-            for k in range(first_scanned, len(data)):
-                coef, a = data[k]
-                L = layers[k]
-                padded = np.zeros((len(orders), coef.shape[1], width))
-                for i, p in enumerate(L.orders):
-                    padded[orders.index(p), :, : coef.shape[2]] = coef[i]
-                counts = np.array(
-                    [L.terms[L.orders.index(p)] if p in L.orders else 0 for p in orders]
-                )
-                data[k] = (padded, a, counts)
+        pair_k = tuple(
+            (i, j, max(k for L in scanned for i2, j2, k in L.pairs if (i2, j2) == (i, j)))
+            for i, j in merged_pairs
+        )
+        merged = LayerSpec(
+            "mehler",
+            merged_orders,
+            tuple(K),
+            tuple(par),
+            bounds,
+            compact=scanned[0].compact,
+            pairs=pair_k,
+        )
         layers = layers[:first_scanned] + [merged] * len(scanned)
     elif scan and scanned[0].method == "quadrature":
         bounds = tuple(max(L.bounds[i] for L in scanned) for i in range(3))
         layers = layers[:first_scanned] + [LayerSpec("quadrature", bounds=bounds)] * len(scanned)
     spec = BlockSpec(frozenset(support), dim, tuple(layers), get, scan)
+    if scan:
+        data1 = _stack_scanned(data1, first_scanned, shared[0] if shared_layout else None)
+        data2 = (
+            data1
+            if x2 is x1
+            else _stack_scanned(data2, first_scanned, shared[1] if shared_layout else None)
+        )
     return spec, PointData(data1, v1), PointData(data2, v2)
 
 
-def _take(data: PointData, idx: np.ndarray, spec: BlockSpec):
-    """Per-point data of the points ``idx``, laid out for the block function: a list with one
-    entry per unrolled layer, or ``[first, stacked]`` / ``[stacked]`` when layers are scanned."""
+def _stack_scanned(data: list, first_scanned: int, coef: np.ndarray | None) -> list:
+    """The scanned layers' data as one entry ``(coefficients (L, orders, n, columns), a (L, n),
+    counts (L, pairs))`` (``None`` when they carry none), after the unrolled first layer."""
+    rest = data[first_scanned:]
+    if coef is None:
+        return [*data[:first_scanned], None]
+    stacked = (coef, np.stack([r[1] for r in rest]), np.stack([r[2] for r in rest]))
+    return [*data[:first_scanned], stacked]
 
-    def one(layer):
+
+def _round_terms(k) -> int:
+    return _hermite._round_up(max(int(k), 1))
+
+
+def _take(data: PointData, idx: np.ndarray):
+    """Per-point data of the points ``idx`` (a range of points, the last one repeated to pad a
+    block), laid out for the block function: one entry per unrolled layer, or
+    ``[first, stacked]`` / ``[stacked]`` when layers are scanned (see :func:`plan`)."""
+    run = idx.size > 0 and bool(np.all(np.diff(idx) == 1))
+    pick = slice(int(idx[0]), int(idx[-1]) + 1) if run else idx  # a view, not a gather
+
+    def take(layer):
         if layer is None:
             return None
-        out = (jnp.asarray(layer[0][:, idx]), jnp.asarray(layer[1][idx]))
-        if len(layer) == 3:
-            out = (*out, jnp.asarray(layer[2]))
-        return out
-
-    def stacked(layers):
-        if layers[0] is None:
-            return None
+        coef, a, *counts = layer
+        # a contiguous copy first: jnp.asarray of a strided view is ~10x slower (measured)
         return (
-            jnp.asarray(np.stack([r[0][:, idx] for r in layers])),
-            jnp.asarray(np.stack([r[1][idx] for r in layers])),
-            jnp.asarray(np.stack([r[2] for r in layers])),
+            jnp.asarray(np.ascontiguousarray(coef[..., pick, :])),
+            jnp.asarray(np.ascontiguousarray(a[..., pick])),
+            *(jnp.asarray(c) for c in counts),
         )
 
-    inside = spec.layers[0].method == "inside"
-    if spec.scan:
-        if inside:
-            return [one(data.layers[0]), stacked(data.layers[1:])]
-        return [stacked(data.layers)]
-    return [one(layer) for layer in data.layers]
+    return [take(layer) for layer in data.layers]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1005,8 +1099,8 @@ def kernel_blocks(
             x2,
             [np.asarray(c) for c in a_vals],
             [np.asarray(c) for c in b_vals],
-            _take(data1, idx1, spec),
-            _take(data2, idx2, spec),
+            _take(data1, idx1),
+            _take(data2, idx2),
         )
         K = np.asarray(K)
         return 0.5 * (K + K.T) if symmetric else K
@@ -1021,8 +1115,8 @@ def kernel_blocks(
         i0, i1, xb1, ab, idx1 = rows[bi]
         j0, j1, xb2, bb, idx2 = cols[bj]
         if row_data[0] != bi:
-            row_data = (bi, _take(data1, idx1, spec))
-        rb, cb = row_data[1], _take(data2, idx2, spec)
+            row_data = (bi, _take(data1, idx1))
+        rb, cb = row_data[1], _take(data2, idx2)
         blk = np.asarray(fn(xb1, xb2, ab, bb, rb, cb))[: i1 - i0, : j1 - j0]
         if symmetric and bi == bj:
             blk = 0.5 * (blk + blk.T)
@@ -1051,5 +1145,5 @@ def kernel_jet(
     fn = jax.jit(
         lambda a, b, r, c: _recursion(net, spec, a, b, r, c)[0 if get == "nngp" else 1].coeffs
     )
-    coeffs = fn(x1, x2, _take(d1, np.arange(len(x1)), spec), _take(d2, np.arange(len(x2)), spec))
+    coeffs = fn(x1, x2, _take(d1, np.arange(len(x1))), _take(d2, np.arange(len(x2))))
     return {m: np.broadcast_to(np.asarray(c), (len(x1), len(x2))) for m, c in coeffs.items()}, spec

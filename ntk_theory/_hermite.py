@@ -42,7 +42,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["HermiteCoefficients", "hermite_coefficients", "mehler_sums", "terms_needed"]
+__all__ = [
+    "HermiteCoefficients",
+    "hermite_coefficients",
+    "mehler_sums",
+    "pair_terms",
+    "tail_curves",
+    "terms_needed",
+]
 
 #: Relative tail energy allowed per side (the entry error is at most this, relative to its
 #: Cauchy–Schwarz scale). 1e-14 keeps operator kernels at ~1e-13 after the chain rule.
@@ -91,7 +98,7 @@ def max_scale(strip: float, tol: float = TAIL_TOLERANCE) -> float:
     return 2.0 * 2.0 * strip * math.sqrt(2 * MAX_TERMS) / math.log(1.0 / tol)
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=16)
 def _hermite_weights(n: int, h: float, terms: int) -> np.ndarray:
     """``W[j, k] = h · √φ(z_j) · ψ_k(z_j)`` on ``z_j = j h``, ``|j| ≤ n``: ``c_k = Σ_j f(z_j) W[j, k]``."""
     z = np.arange(-n, n + 1) * h
@@ -102,7 +109,18 @@ def _hermite_weights(n: int, h: float, terms: int) -> np.ndarray:
         out[:, k] = cur
         prev, cur = cur, (z * cur - math.sqrt(k) * prev) / math.sqrt(k + 1)
     out *= (h * root)[:, None]
-    return out
+    return _flush(out)
+
+
+def _flush(x: np.ndarray) -> np.ndarray:
+    """``x`` with subnormal entries set to zero, in place.
+
+    Their contributions are below 1e-308 of any coefficient, and BLAS on subnormal operands
+    runs ~4x slower (the Hermite functions' Gaussian tails and ``φ^{(p)}`` at large arguments
+    reach them).
+    """
+    x[np.abs(x) < np.finfo(float).tiny] = 0.0
+    return x
 
 
 @dataclass(frozen=True)
@@ -111,11 +129,13 @@ class HermiteCoefficients:
 
     Attributes:
         orders: derivative orders ``p``, ascending.
-        coefficients: ``(len(orders), n, K)`` array, ``c_k(φ^{(p)}, a_i)``.
+        coefficients: ``(len(orders), n, K)`` array, ``c_k(φ^{(p)}, a_i)`` (``compact``:
+            ``(len(orders), n, ⌈K/2⌉)``, column ``j`` holding ``k = parity_p + 2j``).
         energy: ``(len(orders), n)`` array, ``E[φ^{(p)}(a_i z)²]`` (the Cauchy–Schwarz scales).
         terms: ``(len(orders),)`` number of terms ``K_p`` with tail energy ≤ the tolerance.
         parity: ``(len(orders),)`` 0 or 1 if only even or odd ``k`` are non-zero, else -1.
         tail: ``(len(orders),)`` the largest relative tail energy at ``K_p`` over the points.
+        compact: whether only each order's non-zero parity class is stored.
     """
 
     orders: tuple[int, ...]
@@ -124,6 +144,7 @@ class HermiteCoefficients:
     terms: tuple[int, ...]
     parity: tuple[int, ...]
     tail: tuple[float, ...]
+    compact: bool = False
 
     def index(self, p: int) -> int:
         return self.orders.index(p)
@@ -136,14 +157,16 @@ def _tail_fraction(c: np.ndarray, energy: np.ndarray) -> np.ndarray:
     return tail / np.maximum(energy[..., None], np.finfo(float).tiny)
 
 
-def terms_needed(
+def tail_curves(
     stack: Callable[[np.ndarray], list[np.ndarray]],
     a_max: float,
     orders: Sequence[int],
     strip: float,
     tol: float = TAIL_TOLERANCE,
-) -> dict[int, int] | None:
-    """Terms ``K_p`` per order for the largest standard deviation ``a_max`` (``None``: too many).
+) -> dict[int, np.ndarray] | None:
+    """Relative tail energies ``t_p(K)`` at the largest standard deviation ``a_max``, per order,
+    on a probe long enough that every order reaches ``tol`` (``None``: more than
+    :data:`MAX_TERMS` terms would be needed).
 
     Beyond :func:`max_scale` the answer is ``None`` without probing: the probes' grids grow like
     ``a_max`` (their step resolves the poles at distance ``τ/a``), and at ``|x| = 300`` they held
@@ -161,18 +184,47 @@ def terms_needed(
         out = {}
         for p in orders:
             f = vals[p]
-            c = f @ W
-            energy = np.array(float(np.dot(dens, f * f)))
-            t = _tail_fraction(c, energy)
+            t = _tail_fraction(f @ W, np.array(float(np.dot(dens, f * f))))
             ok = np.nonzero(t <= tol)[0]
             # the tail must also be resolved within the probe: the last coefficients are tiny
             if ok.size == 0 or ok[0] > probe - TERM_QUANTUM:
                 break
-            out[p] = int(ok[0])
+            out[p] = t
         else:
             return out
         guess *= 2
     return None
+
+
+def terms_needed(
+    stack: Callable[[np.ndarray], list[np.ndarray]],
+    a_max: float,
+    orders: Sequence[int],
+    strip: float,
+    tol: float = TAIL_TOLERANCE,
+) -> dict[int, int] | None:
+    """Terms ``K_p`` per order for the largest standard deviation ``a_max`` (``None``: too many):
+    the first ``K`` with ``t_p(K) ≤ tol`` (see :func:`tail_curves`)."""
+    tails = tail_curves(stack, a_max, orders, strip, tol)
+    if tails is None:
+        return None
+    return {p: int(np.nonzero(t <= tol)[0][0]) for p, t in tails.items()}
+
+
+def pair_terms(
+    tails: dict[int, np.ndarray], pairs: Sequence[tuple[int, int]], tol: float = TAIL_TOLERANCE
+) -> dict[tuple[int, int], int]:
+    """Terms per Price pair: the first ``K`` with ``√(t_p(K) t_q(K)) ≤ tol``.
+
+    By the Cauchy–Schwarz bound in the module docstring this keeps every entry of the pair's
+    sum within ``tol`` of its scale, like ``max(K_p, K_q)`` does, with fewer terms when one side
+    converges faster (tanh at variance 1.7: ``(3, 7)`` needs 620 terms, not 761).
+    """
+    out = {}
+    for p, q in pairs:
+        ok = np.nonzero(tails[p] * tails[q] <= tol * tol)[0]
+        out[(p, q)] = int(ok[0])
+    return out
 
 
 def hermite_coefficients(
@@ -184,6 +236,9 @@ def hermite_coefficients(
     terms: dict[int, int] | None = None,
     a_max: float | None = None,
     parity: dict[int, int] | None = None,
+    width: int | None = None,
+    compact: bool = False,
+    out: np.ndarray | None = None,
 ) -> HermiteCoefficients | None:
     """Mehler coefficients of ``φ^{(p)}(a_i z)`` for every point ``i`` and order ``p``.
 
@@ -198,10 +253,19 @@ def hermite_coefficients(
         a_max: the largest standard deviation the terms were chosen for (default ``max(a)``).
         parity: per order, 0 if ``φ^{(p)}`` is even, 1 if odd (then only even/odd ``k`` are
             non-zero and the integrand is even: half the nodes and half the coefficients).
+        width: columns of the coefficient array (default the largest number of terms): a
+            layout shared with other layers; columns from an order's ``K_p`` on are zero.
+        compact: store only the non-zero parity class of each order (every order must have a
+            definite ``parity``): column ``j`` holds ``k = parity_p + 2j``; half the memory and
+            half the bytes moved per block. ``width`` then counts these columns.
+        out: a zeroed ``(len(orders), n, columns)`` array to write the coefficients into (a
+            slice of a layout shared by several layers; saves a copy).
 
     Returns:
         :class:`HermiteCoefficients`, or ``None`` if more than :data:`MAX_TERMS` terms would be
-        needed (large variances: the caller uses per-entry quadrature instead).
+        needed (large variances: the caller uses per-entry quadrature instead). Each order's
+        coefficients are computed up to its own ``K_p`` only; its reported tail is then
+        ``E - Σ_{k<K_p} c_k²``, resolved to ~1e-16 of the energy.
     """
     a = np.asarray(a, dtype=float)
     orders = tuple(sorted(set(int(p) for p in orders)))
@@ -223,42 +287,52 @@ def hermite_coefficients(
     fold = np.full(z_half.size, 2.0)
     fold[0] = 1.0
     W_half = W[n_half:] * fold[:, None]
+    # the even and odd columns, contiguous (BLAS runs ~1.5x slower on strided operands)
+    W_parity = [np.ascontiguousarray(W_half[:, q::2]) for q in (0, 1)]
     dens_half = dens[n_half:] * fold
     n = a.size
-    coeffs = np.zeros((len(orders), n, k_all))
+    if compact and not all(parity.get(p, -1) in (0, 1) for p in orders):
+        raise ValueError(f"compact coefficients need a definite parity for every order {orders}")
+    cols = max((k_all + 1) // 2 if compact else k_all, width or 0)
+    coeffs = np.zeros((len(orders), n, cols)) if out is None else out
+    if coeffs.shape != (len(orders), n, cols):
+        raise ValueError(f"out has shape {coeffs.shape}, expected {(len(orders), n, cols)}")
     energy = np.empty((len(orders), n))
     chunk = max(1, int(2e7 // (z.size * (max(orders) + 1))))  # bound the stack's memory
     definite = {p: parity.get(p, -1) in (0, 1) for p in orders}
     for start in range(0, n, chunk):
         sl = slice(start, min(start + chunk, n))
         full_needed = not all(definite.values())
-        vals = stack(a[sl, None] * (z if full_needed else z_half)[None, :])
+        vals = [
+            _flush(np.array(v, dtype=float))
+            for v in stack(a[sl, None] * (z if full_needed else z_half)[None, :])
+        ]
         vals_half = None
         if full_needed and any(definite.values()):
             vals_half = [v[:, n_half:] for v in vals]
         for i, p in enumerate(orders):
             if definite[p]:
                 f = vals[p] if not full_needed else vals_half[p]
-                cols = slice(parity[p], k_all, 2)
-                coeffs[i, sl, cols] = f @ W_half[:, cols]
+                q = parity[p]
+                half_terms = (terms[p] - q + 1) // 2
+                dest = slice(0, half_terms) if compact else slice(q, terms[p], 2)
+                coeffs[i, sl, dest] = f @ W_parity[q][:, :half_terms]
                 energy[i, sl] = (f**2) @ dens_half
             else:
-                coeffs[i, sl] = vals[p] @ W
+                coeffs[i, sl, : terms[p]] = vals[p] @ W[:, : terms[p]]
                 energy[i, sl] = (vals[p] ** 2) @ dens
     # the tail criterion point by point: the largest variance need not be the worst case for
     # every activation; report the worst tail at the chosen K
     tails = []
-    for i, p in enumerate(orders):
-        k = terms[p]
-        within = np.sum(coeffs[i, :, k:] ** 2, axis=-1)
+    for i in range(len(orders)):
         beyond = np.maximum(energy[i] - np.sum(coeffs[i] ** 2, axis=-1), 0.0)
-        t = (within + beyond) / np.maximum(energy[i], np.finfo(float).tiny)
+        t = beyond / np.maximum(energy[i], np.finfo(float).tiny)
         tails.append(float(t.max(initial=0.0)))
     par = tuple(
         parity[p] if definite[p] else _parity(coeffs[i], energy[i]) for i, p in enumerate(orders)
     )
     return HermiteCoefficients(
-        orders, coeffs, energy, tuple(terms[p] for p in orders), par, tuple(tails)
+        orders, coeffs, energy, tuple(terms[p] for p in orders), par, tuple(tails), compact
     )
 
 
@@ -276,6 +350,11 @@ def derivative_parity(
         elif np.max(np.abs(plus[p] + minus[p])) <= 1e-13 * scale:
             out[p] = 1
     return out
+
+
+def class_size(k, parity: int):
+    """How many ``k' < k`` have the parity class ``parity`` (0 even, 1 odd, -1 all)."""
+    return k if parity == -1 else (k - parity + 1) // 2
 
 
 def _round_up(k: int) -> int:
@@ -300,6 +379,7 @@ def mehler_sums(
     cols: jax.Array,
     pairs: Sequence[tuple[int, int, int, int]],
     terms=None,
+    compact: bool = False,
 ) -> list[jax.Array]:
     """``Σ_{k<K} ρ^k c_k(row) c_k(col)`` for several pairs of coefficient sequences.
 
@@ -310,6 +390,9 @@ def mehler_sums(
             even/odd ``k`` (Horner in ``ρ²``), -1 all ``k``. ``K`` is a static upper bound.
         terms: optional traced ``K`` per pair (``≤`` the static one): the sums then stop there
             (one compiled program serves layers with different numbers of terms).
+        compact: the coefficient arrays hold only each order's parity class (column ``j`` is
+            ``k = parity + 2j``, see :func:`hermite_coefficients`); every pair's parity is then
+            0 or 1.
 
     Returns:
         One ``(n₁, n₂)`` array per pair.
@@ -327,6 +410,9 @@ def mehler_sums(
         start = 0 if par == -1 else par
         stride = 1 if par == -1 else 2
 
+        if compact and par == -1:
+            raise ValueError("compact coefficients cannot serve a pair of mixed parity")
+
         def count(k, start=start, stride=stride):
             return (k - start + stride - 1) // stride
 
@@ -334,7 +420,7 @@ def mehler_sums(
         sizes = sorted({count(pairs[m][2]) for m in members}, reverse=True)
         groups = [[m for m in members if count(pairs[m][2]) == n] for n in sizes]
         s_max = sizes[0]
-        ks = start + stride * np.arange(s_max)
+        ks = np.arange(s_max) if compact else start + stride * np.arange(s_max)
         Rg, Cg, steps = [], [], []
         for g, group in enumerate(groups):
             ri = jnp.asarray([pairs[m][0] for m in group])

@@ -129,7 +129,12 @@ def test_mehler_equals_quadrature(name):
     rhos = np.array([-0.9, 0.0, 0.99, 0.9999, 1.0])
     for va, vb in ((1e-4, 2e-4), (1.0, 0.7), (2.5, 2.0)):
         a, b = np.sqrt(va), np.sqrt(vb)
-        hc = _hermite.hermite_coefficients(stack_np, np.array([a, b]), orders, act.strip)
+        # each order's coefficients as far as its longest pair (as the engine plans them)
+        own = _hermite.terms_needed(stack_np, max(a, b), orders, act.strip)
+        cols = {p: max(max(own[i], own[j]) for i, j in pairs if p in (i, j)) for p in orders}
+        hc = _hermite.hermite_coefficients(
+            stack_np, np.array([a, b]), orders, act.strip, terms=cols
+        )
         quad = _gauss2d.expectations(
             stack,
             jnp.full(5, a),
@@ -142,11 +147,57 @@ def test_mehler_equals_quadrature(name):
         )
         for (p, q), Q in zip(pairs, quad, strict=True):
             ip, iq = hc.index(p), hc.index(q)
-            K = max(hc.terms[ip], hc.terms[iq])
+            K = max(own[p], own[q])
             ca, cb = hc.coefficients[ip, 0, :K], hc.coefficients[iq, 1, :K]
             mehler = np.array([np.sum(r ** np.arange(K) * ca * cb) for r in rhos])
             scale = np.sqrt(hc.energy[ip, 0] * hc.energy[iq, 1])
             assert np.max(np.abs(mehler - np.asarray(Q))) < 1e-14 * scale, (va, vb, p, q)
+
+
+def test_pair_terms_keep_the_cauchy_schwarz_bound():
+    # Per-pair truncation (√(t_p(K) t_q(K)) ≤ tol, fewer terms than max(K_p, K_q) when one side
+    # converges faster) against the 2-D sinh-mapped quadrature, which shares only the derivative
+    # stack: within tol of the Cauchy–Schwarz scale on the diagonal ρ = 1, where the series
+    # converges slowest. The compact layout (odd/even class only) holds the same numbers.
+    from ntk_theory import _gauss2d, _hermite
+
+    act = nt.ACTIVATIONS["tanh"]
+    stack_np, stack = act.stack(7, "numpy"), act.stack(7)
+    a, tol = 1.3, _hermite.TAIL_TOLERANCE  # first-layer scale of MLP(·, 1.3, 0.2) on [0, 1]²
+    pairs = [(0, 4), (1, 5), (3, 7), (2, 2)]
+    orders = sorted({p for pq in pairs for p in pq})
+    tails = _hermite.tail_curves(stack_np, a, orders, act.strip, tol)
+    own = {p: int(np.nonzero(t <= tol)[0][0]) for p, t in tails.items()}
+    K = _hermite.pair_terms(tails, pairs, tol)
+    assert all(K[(p, q)] <= max(own[p], own[q]) for p, q in pairs)
+    assert K[(3, 7)] < 0.9 * own[7]  # the saving is real where the tails differ
+    par = _hermite.derivative_parity(stack_np, orders)
+    cols = {p: max(K[pq] for pq in pairs if p in pq) + 1 for p in orders}
+    full = _hermite.hermite_coefficients(
+        stack_np, np.array([a]), orders, act.strip, terms=cols, parity=par
+    )
+    compact = _hermite.hermite_coefficients(
+        stack_np, np.array([a]), orders, act.strip, terms=cols, parity=par, compact=True
+    )
+    quad = _gauss2d.expectations(
+        stack,
+        jnp.full(1, a),
+        jnp.full(1, a),
+        jnp.ones(1),
+        [(p, q, 0, 0) for p, q in pairs],
+        a_max=a,
+        b_max=a,
+        c_max=a,
+    )
+    for (p, q), Q in zip(pairs, quad, strict=True):
+        ip, iq = full.index(p), full.index(q)
+        k = K[(p, q)]
+        mehler = np.sum(full.coefficients[ip, 0, :k] * full.coefficients[iq, 0, :k])
+        scale = np.sqrt(full.energy[ip, 0] * full.energy[iq, 0])
+        assert abs(mehler - float(Q[0])) < tol * scale, (p, q, abs(mehler - float(Q[0])) / scale)
+        n = _hermite.class_size(k, par[p])
+        packed = np.sum(compact.coefficients[ip, 0, :n] * compact.coefficients[iq, 0, :n])
+        assert packed == pytest.approx(mehler, rel=1e-15, abs=1e-17 * scale)
 
 
 def test_quadrature_converges_at_large_variance():
