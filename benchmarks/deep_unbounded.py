@@ -1,20 +1,25 @@
 """Benchmark: operator kernels of deep networks with unbounded activations (issue 11).
 
 `MLP(3, act, 1.3, 0.2)`, d = 2, Δ_xΔ_x'Θ on points uniform in [0, 4]² (first-layer variance up
-to 13.6, second-layer variance up to ~10): gelu through its closed form, SiLU and softplus
-through their Gaussian scale mixtures in layers 2 and 3 (24 × 24 closed-form components per
-entry), tanh through Mehler series (its deeper variances stay O(1)). Before the mixtures, SiLU
-and softplus were refused here (deeper variance beyond the Mehler range) or 4e-10 … 4e-7 off
-where allowed. Steady state and first call (compile + run), N = 500.
+to 13.6, second-layer variance up to ~10). First layer: gelu with the derivatives inside the
+expectation (its variance is beyond the chain rule's 4), SiLU, softplus and tanh through their
+closed-form Gaussian scale mixtures; layers 2 and 3: gelu in closed form, SiLU and softplus
+through the mixtures (24 Kolmogorov nodes per side), tanh through Mehler series (its deeper
+variances stay O(1)). Before the mixtures, SiLU and softplus were refused here
+(deeper variance beyond the Mehler range) or 4e-10 … 4e-7 off where allowed.
 
-Measured (2 cores, float64, this machine otherwise idle):
+Measured 2026-12-04 (steady state; first call = compile + run):
 
-| activation | first call (s) | steady (s) | ×gelu |
+| activation | CPU, 2 cores, N = 250: first call | steady | H200, N = 1000: steady |
 |---|---|---|---|
-| gelu | see the run | | 1 |
-| silu | | | |
-| softplus | | | |
-| tanh | | | |
+| gelu | 65 s | 59 s | 1.7 s |
+| silu | 63 s | 56 s | 3.8 s |
+| softplus | 59 s | 52 s | 2.9 s |
+| tanh | 20 s | 9.1 s | 3.5 s |
+
+(The H200 column is from the commit before the Mehler layout change; tanh is faster now.)
+The closed-form mixtures cost 24 × 24 component evaluations per entry and Price pair; on a GPU
+that is cheap, on two CPU cores it is the bulk of the time.
 
 Run: `uv run python benchmarks/deep_unbounded.py [N]`.
 """

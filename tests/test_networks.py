@@ -96,10 +96,16 @@ def test_scanned_layers_equal_unrolled(name, rng):
     ones = [np.asarray(v) for v in T.coefficient_values(x).values()]
     idx = np.arange(5)
     scanned = _engine.block_function(net, spec, keys, keys, True)(
-        x, x, ones, ones, _engine._take(d1, idx, spec), _engine._take(d1, idx, spec)
+        x, x, ones, ones, _engine._take(d1, idx), _engine._take(d1, idx)
     )
     flat = dataclasses.replace(spec, scan=False)
-    data = [None if r is None else (r[0][:, idx], r[1][idx]) for r in d1.layers]
+    # the scanned layers' data is one stacked entry (layers, ...): one entry per layer unrolled
+    *first, stacked = d1.layers
+    rest = len(spec.layers) - len(first)
+    data = [None if r is None else (r[0][..., idx, :], r[1][idx]) for r in first]
+    data += (
+        [None] * rest if stacked is None else [(stacked[0][k], stacked[1][k]) for k in range(rest)]
+    )
     unrolled = _engine.block_function(net, flat, keys, keys, False)(x, x, ones, ones, data, data)
     assert rel_err(scanned, unrolled) < 1e-12
 
