@@ -62,6 +62,9 @@ OPERATOR_TOLERANCE = 1e-18
 MAX_TERMS = 1536
 #: Terms are rounded up to a multiple of this (fewer distinct compiled shapes).
 TERM_QUANTUM = 32
+#: Rows per tile of a Mehler sum: 64 keeps the accumulators of ~24 Price pairs (64 x 128
+#: doubles each) in cache; 8-12 % faster than whole 128-row blocks (tanh Δ_xΔ_x'Θ, depth 3).
+ROW_TILE = 64
 
 
 def _grid(a_max: float, terms: int, order: int, strip: float) -> tuple[np.ndarray, float]:
@@ -401,8 +404,28 @@ def mehler_sums(
     highest term down. Pairs with fewer terms join it later (their accumulators start at zero
     where their own series starts), so every pair costs its own ``K`` steps and all pairs share
     one read of ``ρ`` per step. The coefficients are indexed inside the loop body, four steps
-    per iteration (3x faster than scanning over them on CPU, measured).
+    per iteration (3x faster than scanning over them on CPU, measured). On CPU, blocks of more
+    than :data:`ROW_TILE` rows run tile by tile.
     """
+    n1 = rho.shape[0]
+    if not pairs:
+        return []
+    if n1 <= ROW_TILE or n1 % ROW_TILE or jax.default_backend() != "cpu":
+        return _mehler_tile(rho, rows, cols, pairs, terms, compact)
+    # CPU: row tiles in sequence, so that the accumulators of all pairs (|pairs| x tile x n2)
+    # stay in cache (an accelerator keeps the whole block in parallel)
+    tiles = n1 // ROW_TILE
+    rho_t = rho.reshape(tiles, ROW_TILE, rho.shape[1])
+    rows_t = jnp.moveaxis(rows.reshape(rows.shape[0], tiles, ROW_TILE, rows.shape[2]), 1, 0)
+    outs = jax.lax.map(
+        lambda args: tuple(_mehler_tile(args[0], args[1], cols, pairs, terms, compact)),
+        (rho_t, rows_t),
+    )
+    return [o.reshape(n1, -1) for o in outs]
+
+
+def _mehler_tile(rho, rows, cols, pairs, terms, compact) -> list[jax.Array]:
+    """:func:`mehler_sums` on one tile of rows."""
     out: list[jax.Array | None] = [None] * len(pairs)
     for par in sorted({p[3] for p in pairs}):
         members = [i for i, p in enumerate(pairs) if p[3] == par]
