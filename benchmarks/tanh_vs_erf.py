@@ -8,12 +8,12 @@ Measured 2026-12-04 (2 cores, float64, CPU, jax on Python 3.11):
 
 | N | kernel | erf steady | tanh steady | tanh/erf | tanh first call |
 |---|---|---|---|---|---|
-| 1000 | plain Θ | 0.036 s | 0.192 s | 5.4× | 0.97 s |
-| 1000 | Δ_xΔ_x'Θ | 0.274 s | 2.52 s | 9.2× | 8.4 s |
-| 10,000 | Δ_xΔ_x'Θ (tanh) | | 175 s | | peak RSS 3.14 GB |
+| 1000 | plain Θ | 0.035 s | 0.181 s | 5.2× | 1.0 s |
+| 1000 | Δ_xΔ_x'Θ | 0.266 s | 2.07 s | 7.8× | 8.7 s |
+| 10,000 | Δ_xΔ_x'Θ (tanh) | | 160 s | | peak RSS 3.33 GB |
 
 tanh Δ_xΔ_x'Θ at N = 1000 splits into ~0.55 s of host planning (Hermite coefficients of three
-layers, orders 0-7, up to 608 terms) and ~1.8 s of Mehler sums in 36 blocks of 128 × 128.
+layers, orders 0-7, up to 608 terms) and ~1.5 s of Mehler sums in 36 blocks of 128 × 128.
 The series needs hundreds of terms because tanh's poles at ±iπ/2 make the Hermite coefficients
 decay like exp(-τ√(2k)/a) (see `ntk_theory._hermite`); erf's decay super-geometrically. On an
 H200 (earlier commit) the ratio was 35× for Δ_xΔ_x'Θ: erf's blocks take 0.045 s there while
