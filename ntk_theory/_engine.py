@@ -935,6 +935,7 @@ def plan(net, x1: np.ndarray, x2: np.ndarray, support, get: str, order: int):
     pars = {l: _hermite.derivative_parity(data1[l], layers[l].orders) for l in mehler}
     compact = {l: all(p in pars[l] for p in layers[l].orders) for l in mehler}
     shared_layout = scan and scanned[0].method == "mehler"
+    sides = [(a1, data1)] if x2 is x1 else [(a1, data1), (a2, data2)]  # one set if symmetric
     if shared_layout:
         merged_orders = tuple(sorted(set().union(*(L.orders for L in scanned))))
         merged_pairs = sorted({(i, j) for L in scanned for i, j, _ in L.pairs})
@@ -942,7 +943,6 @@ def plan(net, x1: np.ndarray, x2: np.ndarray, support, get: str, order: int):
         compact.update((l, every) for l in range(first_scanned, len(layers)))
         width = max(L.width for L in scanned)
         cols = (width + 1) // 2 if every else width
-        sides = [(a1, data1)] if x2 is x1 else [(a1, data1), (a2, data2)]
         shared = [
             np.zeros((len(scanned), len(merged_orders), a_side.shape[1], cols))
             for a_side, _ in sides
@@ -951,9 +951,7 @@ def plan(net, x1: np.ndarray, x2: np.ndarray, support, get: str, order: int):
         L, stack = layers[l], data1[l]
         terms = dict(zip(L.orders, L.terms, strict=True))
         hs = []
-        for s_idx, (a_side, data) in enumerate(
-            [(a1, data1)] if x2 is x1 else [(a1, data1), (a2, data2)]
-        ):
+        for s_idx, (a_side, data) in enumerate(sides):
             kw = dict(terms=terms, a_max=L.bounds[2], parity=pars[l], compact=compact[l])
             if shared_layout:
                 dest = shared[s_idx][l - first_scanned]
