@@ -15,7 +15,10 @@ The weights are split along the plane of ``x̃, x̃'``: ``w̃ = z₁ e₁ + z₂
 ``u = a z₁``, ``v = b(ρ z₁ + s z₂)`` and ``ξ ~ N(0, I - e₁e₁ᵀ - e₂e₂ᵀ)`` independent of them.
 Isserlis' theorem integrates the monomials of ``ξ`` exactly (:func:`weight_polynomial`), which
 leaves the 2-D integrals of :mod:`ntk_theory._gauss2d`. ``s = √(1-ρ²)`` comes from the wedge
-``|x̃ ∧ (x̃' - x̃)|``, which does not cancel near the diagonal.
+``|x̃ ∧ (x̃' - x̃)|``, which does not cancel near the diagonal. The engine puts ``e₁`` along the
+longer of ``x̃, x̃'`` (per pair; the roles of ``u, v`` swap): the weight monomials are then
+resolved where the sharper activation has its support, while along the shorter one they cancel
+for pairs of different scales (``∂⁴_x∂⁴_x'`` at ``x, x' = -2.1, 1003``: terms 1e10 times their sum).
 """
 
 from __future__ import annotations
