@@ -217,9 +217,11 @@ def test_ctrl_c_on_figures_stops_every_worker(tmp_path):
     # old runner left a worker that wrote figure files ~30 s after the command returned).
     # The interrupt comes 12 s after the start, and not before both workers have their figure:
     # under load a fixed delay alone landed in the CLI's imports (exit -2, nothing to test).
-    cmd = [
-        sys.executable,
-        "-m",
+    # The CLI starts with SIGINT at its default, as from a terminal: a test run launched in the
+    # background of a non-interactive shell (`cmd &`) ignores SIGINT and SIGQUIT (POSIX), every
+    # process it starts inherits that, and the CLI then never saw the interrupt (exit 0 with both
+    # figures written; its SigIgn mask read 0x...06).
+    cli = [
         "ntk_theory.cli",
         "figures",
         "--quick",
@@ -232,6 +234,11 @@ def test_ctrl_c_on_figures_stops_every_worker(tmp_path):
         "--out",
         str(tmp_path),
     ]
+    as_from_a_terminal = (
+        "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+        "os.execv(sys.executable, [sys.executable, '-m', *sys.argv[1:]])"
+    )
+    cmd = [sys.executable, "-c", as_from_a_terminal, *cli]
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     lines: list[str] = []
