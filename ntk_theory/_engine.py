@@ -45,9 +45,9 @@ import numpy as np
 from . import _gauss2d, _hermite, _mixture
 from ._first_layer import (
     binomial,
+    longer_frame,
     multi_indices_below,
     norm_and_direction,
-    plane,
     weight_polynomial,
 )
 from ._jets import Jet, factorial, split
@@ -401,19 +401,8 @@ def _inside_first_layer(net, x1, x2, support, spec: LayerSpec):
         return jnp.concatenate([x * c, jnp.full((x.shape[0], 1), net.b_std)], axis=1)
 
     xt1, xt2 = augment(x1), augment(x2)
-    # The frame's first axis goes along the longer of x̃, x̃' (per pair): its activation is the
-    # sharper one, and z₁ then resolves it. Along the shorter one, the weight monomials of a far
-    # pair cancel: for x, x' = -2.1, 1003 (σ_w = 1.4, σ_b = 0.3) the terms of E[w⁸ φ⁽⁴⁾φ⁽⁴⁾]
-    # are 1e10 times their sum (w ⊥ x̃' on the support of φ⁽⁴⁾(v)), and tanh's ∂⁴_x∂⁴_x' Θ was
-    # 4 % off (3.5e-10 of its row/column scale); along the longer one it is 7e-13 off.
-    a, b, rho, s, e1, e2 = plane(xt1, xt2)
-    _, _, rho_t, s_t, f1, f2 = plane(xt2, xt1)
-    swap = b > a  # (n₁, n₂): the frame of x̃' (indices swapped back below)
-    outer, inner = jnp.maximum(a, b), jnp.minimum(a, b)
-    rho = jnp.where(swap, rho_t.T, rho)
-    s = jnp.where(swap, s_t.T, s)
-    first = jnp.where(swap[..., None], jnp.swapaxes(f1, 0, 1), e1)
-    second = jnp.where(swap[..., None], jnp.swapaxes(f2, 0, 1), e2)
+    # e₁ along the longer input of each pair; where that is x̃' (swap), u and v trade places
+    swap, outer, inner, rho, s, first, second = longer_frame(xt1, xt2)
     basis = jnp.stack([first, second], axis=-1)  # (n₁, n₂, D, 2)
     cov = complement_covariance(basis)
     A = [first[..., k] for k in range(d)]
