@@ -21,7 +21,19 @@ Measured 2026-12-04 (steady state; first call = compile + run):
 The closed-form mixtures cost 24 × 24 component evaluations per entry and Price pair; on a GPU
 that is cheap, on two CPU cores it is the bulk of the time.
 
-Run: `uv run python benchmarks/deep_unbounded.py [N]`.
+Large inputs, `uv run python benchmarks/deep_unbounded.py 100 300` (x in [0, 300]², deeper
+variances up to ~1e5): gelu, SiLU and softplus then also carry `det Σ` from layer to layer
+(`_mixture.gram`, above a deeper variance of 100), which costs about as much again as their
+kernels. Measured 2026-12-05, CPU, 2 cores, N = 100 (first call / steady):
+
+| activation | x in [0, 4]² | x in [0, 300]² |
+|---|---|---|
+| gelu | 17.8 s / 10.3 s | 71.8 s / 35.9 s (the inside first layer's nodes grow like log |x|) |
+| silu | 15.0 s / 9.4 s | 45.1 s / 22.4 s |
+| softplus | 14.3 s / 8.6 s | 53.6 s / 24.6 s |
+| tanh | 9.1 s / 1.5 s | 11.1 s / 1.5 s (deeper variances stay O(1): no ``det Σ`` to carry) |
+
+Run: `uv run python benchmarks/deep_unbounded.py [N] [side]`.
 """
 
 import sys
@@ -45,9 +57,9 @@ def first_and_steady(act: str, x: np.ndarray) -> tuple[float, float]:
     return first, time.perf_counter() - t
 
 
-def main(n: int = 500) -> None:
-    x = np.random.default_rng(0).uniform(0.0, 4.0, size=(n, 2))
-    print(f"N = {n}, d = 2, Δ_xΔ_x'Θ, MLP(3, act, 1.3, 0.2), x in [0, 4]²")
+def main(n: int = 500, side: float = 4.0) -> None:
+    x = np.random.default_rng(0).uniform(0.0, side, size=(n, 2))
+    print(f"N = {n}, d = 2, Δ_xΔ_x'Θ, MLP(3, act, 1.3, 0.2), x in [0, {side:g}]²")
     print(f"{'activation':>10} {'first call (s)':>15} {'steady (s)':>11} {'×gelu':>7}")
     base = None
     for act in ("gelu", "silu", "softplus", "tanh"):
@@ -57,4 +69,7 @@ def main(n: int = 500) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 500)
+    main(
+        int(sys.argv[1]) if len(sys.argv) > 1 else 500,
+        float(sys.argv[2]) if len(sys.argv) > 2 else 4.0,
+    )

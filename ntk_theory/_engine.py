@@ -28,6 +28,12 @@ lose digits: a first layer above :data:`NUMERIC_CHAIN_VARIANCE` or at orders ≥
 layers of SiLU and softplus above :data:`PRICE_VARIANCE`, deeper layers at orders ≥ 3). The
 first layer of other activations is ``inside`` there: the derivatives are moved inside the
 expectation (:mod:`ntk_theory._first_layer`), the other cancellation-free form.
+
+``det Σ`` of the pre-activations enters the closed forms: the first layer has it from the input
+geometry; deeper layers of gelu, SiLU and softplus operator kernels at large variances
+(:data:`GRAM_VARIANCE`) receive it from the layer before, as ``σ_w⁴ G + σ_w²σ_b² Q`` with the
+post-activation Gram determinant and distance in cancellation-free form
+(:func:`ntk_theory._mixture.gram`); elsewhere it is formed from the entries.
 """
 
 from __future__ import annotations
@@ -87,15 +93,38 @@ SHARP_JET = 2.0
 #: |x| = 1e8 was half its value), so larger inputs get an error asking to rescale. Closed-form
 #: plain kernels (erf, sin, gelu, ReLU^k) have no such limit (erf is finite and right at 1e8).
 MAX_INPUT = 1e4
-#: Largest pre-activation variance of hidden layers 2, 3, ... for operator kernels. Deeper
-#: layers compose closed forms through their covariance jets, and ``det Σ`` formed from the
-#: entries there cancels (the first layer has it from the input geometry): for gelu (depth 2,
-#: u_xx, against mpmath) the error is ~5e-16 × variance, 8e-12 at 1.4e4; SiLU's mixture route
-#: 1.2e-12 at 1.3e3 and 7e-12 at 1.4e4 (against a 50-digit evaluation). Only unbounded
-#: activations (gelu, silu, softplus) reach these variances, at inputs |x| ≳ 100. ReLU^k is
-#: exempt: its arc-cosine kernels are positively homogeneous, so their chain rule loses the
-#: same digits at every variance.
+#: Largest pre-activation variance of hidden layers 2, 3, ... for operator kernels whose
+#: deeper layers form ``det Σ`` from the entries. Deeper layers compose closed forms through
+#: their covariance jets, and ``det Σ`` formed from the entries there cancels (the first layer
+#: has it from the input geometry): for gelu (depth 2, u_xx, against mpmath) the error is
+#: ~5e-16 × variance, 8e-12 at 1.4e4. gelu, SiLU and softplus carry ``det Σ`` instead above
+#: :data:`GRAM_VARIANCE` (their limit is :data:`GRAM_DEEP_VARIANCE`); other unbounded
+#: activations are refused earlier (:data:`PRICE_VARIANCE`), bounded ones keep O(1) deeper
+#: variances unless ``W_std`` is huge. ReLU^k is exempt: its arc-cosine kernels are positively
+#: homogeneous, so their chain rule loses the same digits at every variance.
 MAX_DEEP_VARIANCE = 1e4
+#: Deeper-layer variance above which gelu, SiLU and softplus operator kernels stop forming
+#: ``det Σ`` of hidden layers 2, 3, ... from the entries (~5e-16 × variance lost) and every
+#: layer hands the next one ``det Σ' = σ_w⁴ G + σ_w²σ_b² Q`` from its Gram determinant and
+#: distance in cancellation-free form (:func:`ntk_theory._mixture.gram`). gelu, depth 2,
+#: ``u_xx``, ``W_std = 1.3``, (x, x') = (1000, 1003) against 50-digit mpmath: 2.9e-9 formed
+#: from the entries, 3.9e-14 carried; depth 3: 5.9e-8 and 1.7e-12.
+GRAM_VARIANCE = 100.0
+#: Largest deeper-layer variance for NTK operator kernels of gelu, SiLU and softplus (with
+#: ``det Σ`` carried). What limits them then is the composition itself at pairs far apart
+#: (x' ≈ -x: features of layer 2 nearly orthogonal), where the kernel's mixed derivatives are
+#: small against its terms: gelu, depth 2 and 3, ``∂²_x∂²_x'Θ``, ``W_std = 1.3``, all pairs of
+#: ±200 … ±1000 against mpmath: ≤ 7e-12 up to |x| = 500 (variance 3.6e5), 2e-11 at
+#: (-1000, 1000) and 1.6e-10 at (-1e4, 1e4); near pairs stay ≤ 2e-12 up to |x| = 1e4.
+GRAM_DEEP_VARIANCE = 4e5
+#: Largest deeper-layer variance for *NNGP* operator kernels of order ≥ 2 of unbounded
+#: activations at depth ≥ 2. Their covariance ``Σ^{L+1}(x, x')`` becomes nearly bilinear in
+#: ``(x, x')`` as the inputs grow (the activation approaches ReLU, which is homogeneous), so its
+#: mixed derivatives are orders of magnitude below the terms the chain rule sums: gelu, depth 2,
+#: ``∂²_x∂²_x'Σ``, all pairs of ±1 … ±4 (variance ≤ 23) within 6e-12 of 50-digit mpmath, 1e-11 at
+#: (5, -4.5), 1e-10 at |x| = 10 … 15 and 1e-7 at |x| = 1000. (The NTK's extra term keeps its
+#: mixed derivatives large: ≤ 1e-12 on the same pairs up to |x| = 100.)
+NNGP_DEEP_VARIANCE = 25.0
 #: Pre-activation variance of hidden layers 2, 3, ... above which operator kernels of
 #: *unbounded* activations leave the Price-pair chain rule. It composes ``E[φ^{(i)}φ^{(j)}]``
 #: through the covariance jets, whose increments grow like the inputs when ``φ`` does: against
@@ -149,6 +178,10 @@ class BlockSpec:
     layers: tuple[LayerSpec, ...]
     get: str
     scan: bool
+    #: key of :data:`ntk_theory._mixture.GRAM` when every layer hands the next one a
+    #: cancellation-free ``det Σ`` (see :data:`GRAM_VARIANCE`); ``None``: deeper layers form it
+    #: from the entries
+    gram: str | None = None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -192,7 +225,7 @@ def diagonal_expectation(act, s: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------
 def _dense(net, state, fan_in: float):
     """Dense layer on post-activation covariances ``e``: pre-activation ``Σ`` and ``Θ``."""
-    e12, e11, e22, ntk_in = state
+    e12, e11, e22, ntk_in = state[:4]
     w2, b2 = net.W_std**2, net.b_std**2
     s12, s11, s22 = e12 * w2 + b2, e11 * w2 + b2, e22 * w2 + b2
     if net.parameterization == "standard":  # neural-tangents Dense: Θ = n_in Σ_in + σ_w² Θ_in + 1
@@ -316,11 +349,15 @@ class _Tables:
         return table
 
 
-def _hidden(net, state, spec: LayerSpec, rows, cols, fan_in, det=None, terms=None):
-    """Dense + activation: post-activation ``(e12, e11, e22)`` and ``Θ · E[φ'φ']``.
+def _hidden(
+    net, state, spec: LayerSpec, rows, cols, fan_in, det=None, terms=None, gram=None, last=None
+):
+    """Dense + activation: post-activation ``(e12, e11, e22)``, ``Θ · E[φ'φ']`` and, with
+    ``gram`` (a key of :data:`ntk_theory._mixture.GRAM`), the next layer's ``det Σ``.
 
     ``det``: a jet of ``det Σ`` of this layer's pre-activations, where the caller has one
-    without cancellation (the first layer, from the input geometry).
+    without cancellation (the first layer from the input geometry, deeper ones from ``gram``).
+    ``last``: a traced flag of the scanned last layer, which skips ``gram`` (zeros).
     """
     act = net.act
     s12, s11, s22, ntk = _dense(net, state, fan_in)
@@ -337,7 +374,27 @@ def _hidden(net, state, spec: LayerSpec, rows, cols, fan_in, det=None, terms=Non
         e12, edot = act.dual(s11, s12, s22, tables.full(s11, s12, s22, det))
         e11 = act.dual(s11, s11, s11, tables.diagonal(s11, "rows"))[0]
         e22 = act.dual(s22, s22, s22, tables.diagonal(s22, "cols"))[0]
-    return e12, e11, e22, ntk * edot
+    det_next = None
+    if gram is not None:
+
+        def hand_on(_):
+            return _next_det(net, gram, s11, s12, s22, det, e12).coeffs
+
+        if last is None:
+            det_next = Jet(hand_on(None), s12.support)
+        else:  # a scanned layer: the last one's det Σ' is never used, skip it at run time
+            shapes = jax.eval_shape(hand_on, None)
+            zeros = jax.tree_util.tree_map(lambda z: jnp.zeros(z.shape, z.dtype), shapes)
+            det_next = Jet(jax.lax.cond(last, lambda _: zeros, hand_on, None), s12.support)
+    return e12, e11, e22, ntk * edot, det_next
+
+
+def _next_det(net, gram: str, s11: Jet, s12: Jet, s22: Jet, det: Jet, e12: Jet) -> Jet:
+    """``det Σ'`` of the next layer, ``σ_w⁴ G + σ_w²σ_b² Q`` (``Σ' = σ_w² E[φφ] + σ_b²``), from
+    the cancellation-free Gram determinant and distance of :func:`ntk_theory._mixture.gram`."""
+    w2, b2 = net.W_std**2, net.b_std**2
+    gap, dist = _mixture.gram(gram, s11, s12, s22, det, e12)
+    return gap * (w2 * w2) + dist * (w2 * b2)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -529,13 +586,16 @@ def _first_state(net, spec: BlockSpec, x1, x2):
     support, d = spec.support, spec.dim
     e12, e11, e22, geometry = net.input_jets(x1, x2, support)
     first = spec.layers[0]
+    det0 = _geometric_det(net, geometry) if spec.gram else None
     if first.method == "inside":
         e12, e11, e22, edot = _inside_first_layer(net, x1, x2, support, first)
-        _, _, _, ntk = _dense(
+        s12, s11, s22, ntk = _dense(
             net, (*net.input_jets(x1, x2, support)[:3], None), float(net.fan_in(d))
         )
-        return (e12, e11, e22, ntk * edot), geometry
-    return (e12, e11, e22, Jet.constant(0.0, support)), geometry
+        det_next = None if det0 is None else _next_det(net, spec.gram, s11, s12, s22, det0, e12)
+        return (e12, e11, e22, ntk * edot, det_next), geometry
+    # the first hidden layer's own det Σ¹ (the recursion starts from the input jets)
+    return (e12, e11, e22, Jet.constant(0.0, support), det0), geometry
 
 
 def _deeper_layers(net, spec: BlockSpec, state, geometry, rows, cols):
@@ -559,34 +619,36 @@ def _deeper_layers(net, spec: BlockSpec, state, geometry, rows, cols):
             if start == 0
             else jnp.full(n, width)
         )
-        firsts = jnp.arange(n) == 0
+        firsts, lasts = jnp.arange(n) == 0, jnp.arange(n) == n - 1
 
-        def body(st, r, c, fan, is_first, terms_r):
-            det = None
-            if det0 is not None and deeper[0].method in ("closed", "relu", "mixture"):
-                s12, s11, s22, _ = _dense(net, st, fan)
-                entries = s11 * s22 - s12 * s12
-                keys = set(entries.coeffs) | set(det0.coeffs)
+        def body(st, r, c, fan, is_first, is_last, terms_r):
+            det = st[4] if spec.gram else None  # carried: the previous layer's det Σ'
+            if det0 is not None and (
+                spec.gram or deeper[0].method in ("closed", "relu", "mixture")
+            ):
+                if det is None:
+                    s12, s11, s22, _ = _dense(net, st, fan)
+                    det = s11 * s22 - s12 * s12
+                keys = set(det.coeffs) | set(det0.coeffs)
                 zero = 0.0
                 det = Jet(
                     {
-                        m: jnp.where(
-                            is_first, det0.coeffs.get(m, zero), entries.coeffs.get(m, zero)
-                        )
+                        m: jnp.where(is_first, det0.coeffs.get(m, zero), det.coeffs.get(m, zero))
                         for m in keys
                     },
                     support,
                 )
-            return _hidden(net, st, deeper[0], r, c, fan, det, terms_r)
+            return _hidden(net, st, deeper[0], r, c, fan, det, terms_r, spec.gram, is_last)
 
-        state = _scan_layers(body, state, data_r, data_c, fans, firsts, n)
+        state = _scan_layers(body, state, data_r, data_c, fans, (firsts, lasts), n)
     else:
         for k, layer in enumerate(deeper):
             fan = float(net.fan_in(d)) if start + k == 0 else width
-            det = _geometric_det(net, geometry) if start + k == 0 else None
+            det = _geometric_det(net, geometry) if start + k == 0 else state[4]
             r = None if data_r is None else data_r[k]
             c = None if data_c is None else data_c[k]
-            state = _hidden(net, state, layer, _strip(r), _strip(c), fan, det, None)
+            gram = spec.gram if start + k < net.depth - 1 else None  # the last hands on none
+            state = _hidden(net, state, layer, _strip(r), _strip(c), fan, det, None, gram)
     s12, _, _, ntk = _dense(net, state, width)
     return s12, ntk
 
@@ -596,14 +658,14 @@ def _strip(data):
     return None if data is None else (data[0], data[1])
 
 
-def _scan_layers(body: Callable, state, rows, cols, fans, firsts, length: int):
+def _scan_layers(body: Callable, state, rows, cols, fans, flags, length: int):
     """``body`` for every scanned hidden layer as one ``lax.scan`` (compile time independent of
     depth).
 
     A scan carry keeps its keys and shapes: every coefficient is broadcast to the layout of a
     full layer's output and each step's output is padded to it (missing keys are zero). The
-    per-layer data -- Mehler coefficients and term counts, the fan-in, a first-layer flag -- are
-    the scanned inputs.
+    per-layer data -- Mehler coefficients and term counts, the fan-in, first- and last-layer
+    flags -- are the scanned inputs.
     """
     support = state[0].support
     n1 = jnp.shape(state[1].value)[0] if jnp.ndim(state[1].value) else jnp.shape(state[0].value)[0]
@@ -613,12 +675,15 @@ def _scan_layers(body: Callable, state, rows, cols, fans, firsts, length: int):
     rows_only = sorted(m for m in support if not any(split(m)[1]))
     cols_only = sorted(m for m in support if not any(split(m)[0]))
     full = sorted(support)
-    # a hidden layer's output: e12 and Θ·E' on all keys, e11 (e22) on the keys of x (x') alone
+    # a hidden layer's output: e12 and Θ·E' on all keys, e11 (e22) on the keys of x (x') alone,
+    # and the next layer's det Σ where it is carried
     layout = [(full, (n1, n2)), (rows_only, (n1, 1)), (cols_only, (1, n2)), (full, (n1, n2))]
+    if state[4] is not None:
+        layout.append((full, (n1, n2)))
 
     def pack(jets) -> list[dict]:
         out = []
-        for jet, (keys, shape) in zip(jets, layout, strict=True):
+        for jet, (keys, shape) in zip(jets[: len(layout)], layout, strict=True):
             zero = jnp.zeros((), jnp.float64)
             out.append(
                 {m: jnp.broadcast_to(jnp.asarray(jet.coeffs.get(m, zero)), shape) for m in keys}
@@ -626,13 +691,15 @@ def _scan_layers(body: Callable, state, rows, cols, fans, firsts, length: int):
         return out
 
     def step(carry, data):
-        r, c, fan, first = data
+        r, c, fan, (first, last) = data
         terms = None if r is None else r[2]
-        out = body(tuple(Jet(cf, support) for cf in carry), _strip(r), _strip(c), fan, first, terms)
-        return pack(out), None
+        jets = tuple(Jet(cf, support) for cf in carry)
+        state = jets if len(jets) == 5 else (*jets, None)
+        return pack(body(state, _strip(r), _strip(c), fan, first, last, terms)), None
 
-    carry, _ = jax.lax.scan(step, pack(state), (rows, cols, fans, firsts), length=length)
-    return tuple(Jet(c, support) for c in carry)
+    carry, _ = jax.lax.scan(step, pack(state), (rows, cols, fans, flags), length=length)
+    out = tuple(Jet(c, support) for c in carry)
+    return out if len(out) == 5 else (*out, None)
 
 
 @functools.lru_cache(maxsize=256)
@@ -671,11 +738,13 @@ def block_function(net, spec: BlockSpec, terms_t: tuple, terms_s: tuple, jit: bo
     # took 145 s for gelu's biharmonic kernel at depth 2, against 6 s + 30 s compiled apart.
     def first(x1, x2):
         state, geometry = _first_state(net, spec, x1, x2)
-        return [jet.coeffs for jet in state], [jet.coeffs for jet in geometry]
+        return [None if jet is None else jet.coeffs for jet in state], [
+            jet.coeffs for jet in geometry
+        ]
 
     def rest(x1, x2, a_vals, b_vals, rows, cols, state, geometry):
         support = spec.support
-        state = tuple(Jet(c, support) for c in state)
+        state = tuple(None if c is None else Jet(c, support) for c in state)
         geometry = tuple(Jet(c, support) for c in geometry)
         nngp, ntk = _deeper_layers(net, spec, state, geometry, rows, cols)
         return read_out(x1, x2, a_vals, b_vals, nngp, ntk)
@@ -781,11 +850,39 @@ def _check_finite_derivatives(act, scale: float, order: int) -> None:
         )
 
 
-def _check_deep_variances(net, v1: np.ndarray, v2: np.ndarray, order: int) -> None:
+def _check_deep_variances(
+    net, v1: np.ndarray, v2: np.ndarray, order: int, get: str, gram: str | None
+) -> None:
+    """Refuse deeper-layer variances beyond what the composition keeps exact (see
+    :data:`MAX_DEEP_VARIANCE`, :data:`GRAM_DEEP_VARIANCE`, :data:`NNGP_DEEP_VARIANCE`)."""
+    limit, why = (
+        (GRAM_DEEP_VARIANCE, "the composition through the closed forms loses digits there")
+        if gram
+        else (MAX_DEEP_VARIANCE, "the chain rule through it cancels")
+    )
+    if get == "nngp" and order >= 2 and net.act.unbounded and NNGP_DEEP_VARIANCE < limit:
+        limit = NNGP_DEEP_VARIANCE
+        why = (
+            "the NNGP's mixed derivatives of order ≥ 2 are nearly zero there, below the "
+            "rounding errors of the composition (the covariance is close to bilinear at large "
+            "inputs; the NTK keeps its digits)"
+        )
     for l in range(1, net.depth):
         top = float(max(v1[l].max(), v2[l].max()))
-        if top > MAX_DEEP_VARIANCE:
-            raise _deep_error(net, l, top, order, "the chain rule through it cancels")
+        if top > limit:
+            raise _deep_error(net, l, top, order, why)
+
+
+def _gram_key(net, v1: np.ndarray, v2: np.ndarray, order: int) -> str | None:
+    """The :data:`ntk_theory._mixture.GRAM` key when an operator kernel's deeper layers take
+    ``det Σ`` from the previous layer's Gram determinant (a deeper variance above
+    :data:`GRAM_VARIANCE`, the first layer's ``det Σ¹`` from the input geometry), else ``None``."""
+    if order == 0 or net.depth < 2 or net.embedding is not None:
+        return None
+    if net.act.family not in _mixture.GRAM:
+        return None
+    top = max(float(v1[1:].max()), float(v2[1:].max()))
+    return net.act.family if top > GRAM_VARIANCE else None
 
 
 def _price_strain(net, l: int, variance: float, order: int) -> ValueError | None:
@@ -833,8 +930,9 @@ def plan(net, x1: np.ndarray, x2: np.ndarray, support, get: str, order: int):
     if net.embedding is None and (act.kind == "numeric" or order >= 1):
         _check_input_scale(x1, x2)
     v1, v2 = layer_variances(net, x1), layer_variances(net, x2)
+    gram = _gram_key(net, v1, v2, order)
     if order >= 1 and act.kind != "relu":
-        _check_deep_variances(net, v1, v2, order)
+        _check_deep_variances(net, v1, v2, order, get, gram)
     _check_finite_derivatives(act, float(np.sqrt(max(v1.max(), v2.max()))), order)
     a1, a2 = np.sqrt(np.maximum(v1, 0.0)), np.sqrt(np.maximum(v2, 0.0))
     # the first layer leaves the chain rule through Price pairs at large variances and high
@@ -1012,7 +1110,7 @@ def plan(net, x1: np.ndarray, x2: np.ndarray, support, get: str, order: int):
     elif scan and scanned[0].method == "quadrature":
         bounds = tuple(max(L.bounds[i] for L in scanned) for i in range(3))
         layers = layers[:first_scanned] + [LayerSpec("quadrature", bounds=bounds)] * len(scanned)
-    spec = BlockSpec(frozenset(support), dim, tuple(layers), get, scan)
+    spec = BlockSpec(frozenset(support), dim, tuple(layers), get, scan, gram)
     if scan:
         data1 = _stack_scanned(data1, first_scanned, shared[0] if shared_layout else None)
         data2 = (

@@ -9,6 +9,7 @@ stored; the tests recompute a few of them live to show this script's output is c
     uv run python tests/generate_reference.py chain     # one layer where the chain rule strains (~1 min)
     uv run python tests/generate_reference.py deep      # two layers of SiLU and softplus (~15 min)
     uv run python tests/generate_reference.py mixture   # the mixture formula at 50 digits (~10 min)
+    uv run python tests/generate_reference.py large [SHARD SHARDS]  # deep gelu/SiLU/softplus, |x| ≤ 500 (~40 CPU min)
 """
 
 from __future__ import annotations
@@ -192,6 +193,42 @@ def run_mixture() -> None:
                     print(out[-1], flush=True)
 
 
+#: deep gelu, SiLU and softplus at large inputs (``det Σ`` carried, ``_mixture.gram``): the
+#: NTK at depth 2 (all three) and 3 (gelu) up to the deeper variance of GRAM_DEEP_VARIANCE, and
+#: gelu's NNGP at depth 2 up to NNGP_DEEP_VARIANCE (``reference.mixture_derivative``, 50 digits)
+LARGE_POINTS = (3.0, -300.0, 480.0, 500.3)
+NNGP_POINTS = (1.0, -1.5, 3.0, -3.5, 4.0)
+
+
+def large_cases():
+    for name, depth in (("gelu", 2), ("gelu", 3), ("silu", 2), ("softplus", 2)):
+        for i, x in enumerate(LARGE_POINTS):
+            for y in LARGE_POINTS[i:]:
+                for k in (1, 2):
+                    yield name, depth, "ntk", x, y, k
+    for i, x in enumerate(NNGP_POINTS):
+        for y in NNGP_POINTS[i:]:
+            yield "gelu", 2, "nngp", x, y, 2
+
+
+def run_large(shard: int, shards: int) -> None:
+    """Resumable, sharded like ``poisson`` (``reference_large_{shard}.json``)."""
+    import mpmath as mp
+
+    path = DATA / f"reference_large_{shard}.json"
+    out = json.loads(path.read_text()) if path.exists() else []
+    key = ("activation", "depth", "get", "x", "y", "k")
+    done = {tuple(r[k] for k in key) for r in out}
+    for n, case in enumerate(large_cases()):
+        if n % shards != shard or case in done:
+            continue
+        name, depth, get, x, y, k = case
+        value = R.mixture_derivative(name, 1.3, 0.2, depth, x, y, k, get)
+        out.append({**dict(zip(key, case, strict=True)), "value": mp.nstr(value, 25)})
+        _write_atomic(path, json.dumps(out, indent=0))
+        print(out[-1], flush=True)
+
+
 def run_poisson(shard: int, shards: int) -> None:
     """K_rr = ∂²_x ∂²_y Θ of one hidden tanh layer (σ_w = σ_b = 1) on linspace(0, 1, 100).
 
@@ -231,7 +268,7 @@ if __name__ == "__main__":
     DATA.mkdir(exist_ok=True)
     what = sys.argv[1]
     shard, shards = (int(sys.argv[2]), int(sys.argv[3])) if len(sys.argv) > 3 else (0, 1)
-    if what in ("sweep", "poisson"):
-        {"sweep": run_sweep, "poisson": run_poisson}[what](shard, shards)
+    if what in ("sweep", "poisson", "large"):
+        {"sweep": run_sweep, "poisson": run_poisson, "large": run_large}[what](shard, shards)
     else:
         {"depth2": run_depth2, "chain": run_chain, "deep": run_deep, "mixture": run_mixture}[what]()

@@ -367,6 +367,8 @@ def _mixture_kernels(name, s11, s12, s22, rule):
 
     nodes, weights = rule
     scale = 1 if name == "tanh" else 2
+    if name == "gelu":  # gelu(z) = zΦ(z): the SiLU component at c = c' = 1, no mixture
+        nodes, weights, scale = [mp.mpf(1)], [mp.mpf(1)], 1
     det = s11 * s22 - s12 * s12
     e, d = mp.mpf(0), mp.mpf(0)
     for ki, wi in zip(nodes, weights, strict=True):
@@ -381,7 +383,7 @@ def _mixture_kernels(name, s11, s12, s22, rule):
                 ee = s12 / 4 + (
                     (c2 * cp2 * s12**2 + s11 * s22 * delta**2) / (a * b * delta) + s12 * angle
                 ) / (2 * mp.pi)
-                if name == "silu":
+                if name in ("silu", "gelu"):
                     dd = mp.mpf(1) / 4 + (
                         angle
                         + s12
@@ -409,8 +411,10 @@ def _rule40():
     return kolmogorov_rule(40, 60)
 
 
-def mixture_theta(name, ws, bs, depth, x, y):
-    """``Θ(x, y)`` of a depth-``depth`` network (1-D inputs, NTK parameterization), mpmath."""
+def mixture_theta(name, ws, bs, depth, x, y, get: str = "ntk"):
+    """``Θ(x, y)`` (``get="nngp"``: the output covariance ``Σ(x, y)``) of a depth-``depth``
+    network (1-D inputs, NTK parameterization), mpmath (logistic family and gelu, whose closed
+    form of Tsuchida et al. is the SiLU component at ``c = 1``)."""
     import mpmath as mp
 
     w2, b2 = mp.mpf(ws) ** 2, mp.mpf(bs) ** 2
@@ -422,14 +426,17 @@ def mixture_theta(name, ws, bs, depth, x, y):
         e22 = _mixture_kernels(name, s22, s22, s22, _rule40())[0]
         theta = w2 * e12 + b2 + w2 * d12 * theta
         s11, s12, s22 = w2 * e11 + b2, w2 * e12 + b2, w2 * e22 + b2
-    return theta
+    return theta if get == "ntk" else s12
 
 
-def mixture_derivative(name, ws, bs, depth, x, y, k: int):
-    """``∂_x^k ∂_y^k Θ(x, y)`` of :func:`mixture_theta` by mpmath's differentiation, 50 digits."""
+def mixture_derivative(name, ws, bs, depth, x, y, k: int, get: str = "ntk"):
+    """``∂_x^k ∂_y^k Θ(x, y)`` (or of ``Σ``) of :func:`mixture_theta` by mpmath's
+    differentiation, 50 digits."""
     import mpmath as mp
 
     with mp.workdps(50):
         return mp.diff(
-            lambda s, t: mixture_theta(name, ws, bs, depth, s, t), (mp.mpf(x), mp.mpf(y)), (k, k)
+            lambda s, t: mixture_theta(name, ws, bs, depth, s, t, get),
+            (mp.mpf(x), mp.mpf(y)),
+            (k, k),
         )

@@ -396,6 +396,47 @@ def test_two_unbounded_layers_against_references(act):
     assert max(errs) < TOL, errs
 
 
+def _large_records():
+    return [
+        r for f in sorted(DATA.glob("reference_large_*.json")) for r in json.loads(f.read_text())
+    ]
+
+
+@pytest.mark.parametrize(
+    "act, depth, get",
+    [
+        ("gelu", 2, "ntk"),
+        ("gelu", 3, "ntk"),
+        ("silu", 2, "ntk"),
+        ("softplus", 2, "ntk"),
+        ("gelu", 2, "nngp"),
+    ],
+)
+def test_deep_unbounded_at_large_inputs(act, depth, get):
+    """Deep gelu, SiLU and softplus (``W_std = 1.3``, ``b_std = 0.2``) where the deeper layers
+    carry ``det Σ`` (``_mixture.gram``): the NTK's ``∂_x^k ∂_y^k Θ`` (k = 1, 2) at x, y in
+    {3, -300, 480, 500.3} (deeper variances up to 3.6e5, GRAM_DEEP_VARIANCE 4e5) and gelu's
+    NNGP ``∂²_x ∂²_y Σ`` at ±1 … ±4 (up to NNGP_DEEP_VARIANCE), against 50-digit mpmath
+    (``reference.mixture_derivative``; ``generate_reference.py large``). Measured: ≤ 6.1e-12
+    (softplus, an opposite-sign pair; same-sign pairs at |x| ≥ 480 ≤ 1.1e-13), gelu's NNGP
+    ≤ 1.5e-12. With ``det Σ`` formed from the entries: 4e-11 (softplus) … 1.4e-9 (gelu, depth
+    3)."""
+    recs = [
+        r for r in _large_records() if (r["activation"], r["depth"], r["get"]) == (act, depth, get)
+    ]
+    assert len(recs) == (20 if get == "ntk" else 15)
+    net = nt.MLP(depth, act, W_std=1.3, b_std=0.2)
+    pts = sorted({r["x"] for r in recs} | {r["y"] for r in recs})
+    P = np.array(pts)[:, None]
+    jet, spec = _engine.kernel_jet(net, P, P, _jets.support([(2,)], [(2,)]), get=get)
+    assert spec.gram == (act if get == "ntk" else None)
+    for r in recs:
+        i, j, k = pts.index(r["x"]), pts.index(r["y"]), r["k"]
+        K = jet[(k, k)] * math.factorial(k) ** 2
+        err = abs(K[i, j] - float(r["value"])) / math.sqrt(abs(K[i, i] * K[j, j]))
+        assert err < TOL, (r, err)
+
+
 @pytest.mark.parametrize("name", ["tanh", "silu", "softplus"])
 def test_first_layer_mixture_and_inside_form_agree(name):
     """Under an operator at large inputs the logistic family's first layer takes its closed-form

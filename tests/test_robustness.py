@@ -94,16 +94,23 @@ def test_infinite_scales_and_bad_arguments():
 
 
 def test_scales_beyond_the_exact_range_are_clear_errors():
-    """Inputs past MAX_INPUT, deeper-layer variances past MAX_DEEP_VARIANCE, and unbounded
-    custom activations past PRICE_VARIANCE raise an error naming the cause and the fix (they
-    returned wrong signs before: silu, depth 2, u_xx at |x| = 100 had negative diagonal
-    entries)."""
+    """Inputs past MAX_INPUT, deeper-layer variances past GRAM_DEEP_VARIANCE (gelu, SiLU,
+    softplus), NNGP_DEEP_VARIANCE (their NNGP at order 2) and MAX_DEEP_VARIANCE (others), and
+    unbounded custom activations past PRICE_VARIANCE raise an error naming the cause and the
+    fix (they returned wrong signs before: silu, depth 2, u_xx at |x| = 100 had negative
+    diagonal entries; gelu's NNGP at depth 2 was 1e-7 off at |x| = 1000)."""
     u_xx = nt.Operator.parse("u_xx", ("x",))
     with pytest.raises(ValueError, match=r"\|x\| = 2e\+04.*Rescale"):
         nt.operator_kernel(nt.MLP(1, "tanh"), u_xx, [[1.0], [2e4]])
     for act in ("gelu", "silu", "softplus"):
-        with pytest.raises(ValueError, match=rf"'{act}'.*hidden layer 2.*chain rule.*Rescale"):
-            nt.operator_kernel(nt.MLP(2, act, W_std=1.3, b_std=0.2), u_xx, [[100.0]])
+        net = nt.MLP(2, act, W_std=1.3, b_std=0.2)
+        with pytest.raises(ValueError, match=rf"'{act}'.*hidden layer 2.*composition.*Rescale"):
+            nt.operator_kernel(net, u_xx, [[1000.0]])
+        with pytest.raises(ValueError, match=rf"'{act}'.*hidden layer 2.*NNGP.*Rescale"):
+            nt.operator_kernel(net, u_xx, [[10.0]], get="nngp")
+    # a bounded activation with a huge W_std: deeper variance 2e4 with det Σ from the entries
+    with pytest.raises(ValueError, match=r"'tanh'.*hidden layer 2.*chain rule.*Rescale"):
+        nt.operator_kernel(nt.MLP(2, "tanh", W_std=150.0), u_xx, [[1.0]])
     # an unbounded activation without a closed-form route: refused once the Price-pair chain
     # rule would lose digits (SiLU itself takes its scale mixture there)
     z = sp.Symbol("z")
@@ -111,15 +118,21 @@ def test_scales_beyond_the_exact_range_are_clear_errors():
     with pytest.raises(ValueError, match=r"'my_swish'.*hidden layer 2.*Price-pair.*Rescale"):
         nt.operator_kernel(nt.MLP(2, swish, W_std=1.3, b_std=0.2), u_xx, [[3.0]])
     # what stays allowed: plain kernels of deep unbounded nets, one layer at any |x| ≤ 1e4,
-    # bounded activations at depth (their deeper variances stay O(1)), and SiLU/softplus at
-    # depth up to a deeper variance of 1e4
+    # bounded activations at depth (their deeper variances stay O(1)), first-order NNGP
+    # operator kernels of deep unbounded nets (test_deep_unbounded_kernels_are_psd_at_large_inputs
+    # has their NTK)
     plain = nt.operator_kernel(
-        nt.MLP(2, "silu", W_std=1.3, b_std=0.2), nt.identity(("x",)), [[100.0]]
+        nt.MLP(2, "silu", W_std=1.3, b_std=0.2), nt.identity(("x",)), [[1000.0]]
     )
     assert np.isfinite(plain).all()
     for net in (nt.MLP(1, "silu"), nt.MLP(3, "tanh", W_std=1.3, b_std=0.2)):
         K = np.asarray(nt.operator_kernel(net, u_xx, [[1000.0], [1003.0]]))
         assert np.isfinite(K).all() and np.all(np.diag(K) > 0)
+    u_x = nt.Operator.parse("u_x", ("x",))
+    K = np.asarray(
+        nt.operator_kernel(nt.MLP(2, "gelu", W_std=1.3, b_std=0.2), u_x, [[100.0]], get="nngp")
+    )
+    assert np.isfinite(K).all() and K[0, 0] > 0
 
 
 def test_sympy_activation_that_overflows_is_a_clear_error():
@@ -138,13 +151,14 @@ def test_sympy_activation_that_overflows_is_a_clear_error():
     np.testing.assert_allclose(K, ref, rtol=1e-11)
 
 
-@pytest.mark.parametrize("act", ["silu", "softplus"])
+@pytest.mark.parametrize("act", ["gelu", "silu", "softplus"])
 def test_deep_unbounded_kernels_are_psd_at_large_inputs(act):
-    """Depth 2, u_xx at |x| = 3 ... 80 (second-layer variances 10 ... 1e4, the closed-form
-    mixture route): symmetric, PSD, positive diagonal, Cauchy-Schwarz. The Price-pair chain
-    rule gave SiLU negative diagonal entries here (-0.030 vs 2.6e-6 at |x| = 100)."""
+    """Depth 2, u_xx at |x| = 3 ... 500 (second-layer variances 10 ... 3.6e5: closed forms with
+    ``det Σ`` carried from layer to layer): symmetric, PSD, positive diagonal, Cauchy-Schwarz.
+    The Price-pair chain rule gave SiLU negative diagonal entries here (-0.030 vs 2.6e-6 at
+    |x| = 100)."""
     net = nt.MLP(2, act, W_std=1.3, b_std=0.2)
-    x = np.array([[3.0], [3.1], [-5.0], [20.0], [20.5], [80.0]])
+    x = np.array([[3.0], [3.1], [-5.0], [20.0], [20.5], [80.0], [-300.0], [499.0], [500.0]])
     K = np.asarray(nt.operator_kernel(net, nt.Operator.parse("u_xx", ("x",)), x))
     np.testing.assert_array_equal(K, K.T)
     d = np.diag(K)
