@@ -56,7 +56,7 @@ from ._first_layer import (
     norm_and_direction,
     weight_polynomial,
 )
-from ._jets import Jet, factorial, split
+from ._jets import Jet, factorial, select, split
 
 __all__ = ["BlockSpec", "LayerSpec", "kernel_blocks", "layer_variances", "plan"]
 
@@ -584,14 +584,13 @@ def _recursion(net, spec: BlockSpec, x1, x2, rows, cols):
 def _first_state(net, spec: BlockSpec, x1, x2):
     """The recursion's starting state: the input jets, or the first hidden layer "inside"."""
     support, d = spec.support, spec.dim
-    e12, e11, e22, geometry = net.input_jets(x1, x2, support)
+    *inputs, geometry = net.input_jets(x1, x2, support)
+    e12, e11, e22 = inputs
     first = spec.layers[0]
     det0 = _geometric_det(net, geometry) if spec.gram else None
     if first.method == "inside":
         e12, e11, e22, edot = _inside_first_layer(net, x1, x2, support, first)
-        s12, s11, s22, ntk = _dense(
-            net, (*net.input_jets(x1, x2, support)[:3], None), float(net.fan_in(d))
-        )
+        s12, s11, s22, ntk = _dense(net, (*inputs, None), float(net.fan_in(d)))
         det_next = None if det0 is None else _next_det(net, spec.gram, s11, s12, s22, det0, e12)
         return (e12, e11, e22, ntk * edot, det_next), geometry
     # the first hidden layer's own det Σ¹ (the recursion starts from the input jets)
@@ -600,7 +599,7 @@ def _first_state(net, spec: BlockSpec, x1, x2):
 
 def _deeper_layers(net, spec: BlockSpec, state, geometry, rows, cols):
     """The hidden layers after :func:`_first_state` and the read-out: ``(Σ, Θ)`` jets."""
-    support, d = spec.support, spec.dim
+    d = spec.dim
     width = float(net.width)
     if spec.layers[0].method == "inside":
         deeper, start = spec.layers[1:], 1
@@ -629,15 +628,7 @@ def _deeper_layers(net, spec: BlockSpec, state, geometry, rows, cols):
                 if det is None:
                     s12, s11, s22, _ = _dense(net, st, fan)
                     det = s11 * s22 - s12 * s12
-                keys = set(det.coeffs) | set(det0.coeffs)
-                zero = 0.0
-                det = Jet(
-                    {
-                        m: jnp.where(is_first, det0.coeffs.get(m, zero), det.coeffs.get(m, zero))
-                        for m in keys
-                    },
-                    support,
-                )
+                det = select(is_first, det0, det)
             return _hidden(net, st, deeper[0], r, c, fan, det, terms_r, spec.gram, is_last)
 
         state = _scan_layers(body, state, data_r, data_c, fans, (firsts, lasts), n)

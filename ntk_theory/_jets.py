@@ -27,7 +27,14 @@ from collections.abc import Callable, Iterable, Sequence
 import jax
 import jax.numpy as jnp
 
-__all__ = ["Jet", "closure", "compose_expectation", "elementwise_derivatives", "support"]
+__all__ = [
+    "Jet",
+    "closure",
+    "compose_expectation",
+    "elementwise_derivatives",
+    "select",
+    "support",
+]
 
 MultiIndex = tuple[int, ...]
 
@@ -297,6 +304,17 @@ class Jet:
         for k in range(n - 1, -1, -1):
             out = out * delta + derivs[k] / math.factorial(k)
         return out
+
+
+def select(mask, on: Jet, off: Jet) -> Jet:
+    """The jet of ``on`` where ``mask`` (per entry, broadcast), else of ``off``: two formulas of
+    one function (or two phases of one recursion), chosen per entry; missing keys are zero."""
+    keys = set(on.coeffs) | set(off.coeffs)
+    zero = jnp.zeros((), jnp.float64)
+    return Jet(
+        {m: jnp.where(mask, on.coeffs.get(m, zero), off.coeffs.get(m, zero)) for m in keys},
+        on.support,
+    )
 
 
 def compose_expectation(

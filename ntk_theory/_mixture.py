@@ -48,7 +48,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from ._jets import Jet, power, reciprocal, rsqrt
+from ._jets import Jet, power, reciprocal, rsqrt, select
 
 __all__ = ["GRAM", "MIXTURES", "NODES", "WEIGHTS", "dual", "gram", "kolmogorov_rule"]
 
@@ -248,16 +248,6 @@ def _atan_gap_jvp(primals, tangents):
     return atan_gap(t), 2.0 * t * t / (1.0 + t * t) ** 2 * dt
 
 
-def _where(mask, on: Jet, off: Jet) -> Jet:
-    """The jet of ``on`` where ``mask`` (per entry), else of ``off``: two formulas of one function."""
-    keys = set(on.coeffs) | set(off.coeffs)
-    zero = jnp.zeros((), jnp.float64)
-    return Jet(
-        {m: jnp.where(mask, on.coeffs.get(m, zero), off.coeffs.get(m, zero)) for m in keys},
-        on.support,
-    )
-
-
 def _degenerate(kind: str, c2, cp2, a: Jet, b: Jet) -> Jet:
     """``r = E[f_c(aZ) f_{c'}(bZ)] - ab/2``: one component at correlation 1, less its ReLU part.
 
@@ -395,7 +385,7 @@ def gram(name: str, s11: Jet, s12: Jet, s22: Jet, det: Jet, e12: Jet) -> tuple[J
     r_aa = _average(diagonal(a), nodes, weights, scale, support)[0]
     r_bb = _average(diagonal(b), nodes, weights, scale, support)[0]
     star = ab * 0.5 + r_ab
-    dec = _where(positive, close, star - e12)  # Σ12 ≤ 0: the plain difference
+    dec = select(positive, close, star - e12)  # Σ12 ≤ 0: the plain difference
     gap = (s11 * r_bb + s22 * r_aa - ab * r_ab * 2.0) * 0.5 + r_aa * r_bb - r_ab * r_ab
     gap = gap + dec * (star * 2.0 - dec)
     half = (s11 - s22) * (a + b).apply(reciprocal)

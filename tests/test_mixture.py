@@ -11,6 +11,8 @@
 """
 
 import math
+import sys
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -21,6 +23,9 @@ import pytest
 from ntk_theory import _gauss2d, _mixture
 from ntk_theory._jets import Jet
 from ntk_theory.activations import get_activation
+
+sys.path.insert(0, str(Path(__file__).parent))
+import reference as R
 
 MIXED = sorted(_mixture.MIXTURES)
 
@@ -137,23 +142,6 @@ def test_mixture_derivatives_are_price_pairs(name):
                 assert err < tol, (name, COVARIANCES[c], shift, m, err)
 
 
-def _mp_kernel(kind: str, c, cp, s11, s12, s22):
-    """One component ``E[f_c(u) f_{c'}(v)]`` at 50 digits, from the module docstring's formulas
-    (entries as given: no rewriting, the digits absorb the cancellation)."""
-    c2, cp2 = c * c, cp * cp
-    a, b = s11 + c2, s22 + cp2
-    delta = mp.sqrt(a * b - s12 * s12)
-    e = s12 / 4 + (
-        (c2 * cp2 * s12**2 + s11 * s22 * delta**2) / (a * b * delta) + s12 * mp.atan(s12 / delta)
-    ) / (2 * mp.pi)
-    if kind == "softplus":
-        det = s11 * s22 - s12 * s12
-        e += ((cp2 * s11 + det) * cp2 / b + (c2 * s22 + det) * c2 / a + c2 * cp2) / (
-            2 * mp.pi * delta
-        )
-    return e
-
-
 GRAM_CASES = [  # (Σ11, Σ22, det Σ, sign of Σ12): unit scale; near x = x' at large variances
     (1.0, 1.2, 0.3, 1),  # (det ≪ Σ: the entries cancel); unequal variances; far apart
     (1e4, 1.01e4, 5.0, 1),
@@ -170,24 +158,21 @@ GRAM_CASES = [  # (Σ11, Σ22, det Σ, sign of Σ12): unit scale; near x = x' at
 def test_gram_determinant_and_distance_without_cancellation(name):
     """``G = E[φ(u)²]E[φ(v)²] - E[φ(u)φ(v)]²`` and ``Q = E[(φ(u) - φ(v))²]`` of
     :func:`_mixture.gram` (the degenerate kernel ``ab/2 + r`` and the decorrelation ``∝ det``)
-    against the same mixture formed from its entries at 50 digits (same Gauss rule, so this
-    checks the rewriting; where Σ12 < 0 ``gram`` takes the layer's own ``E[φφ]``, here
+    against the same mixture formed from its entries at 50 digits (``reference._mixture_kernels``
+    with the same Gauss rule, so this checks the rewriting; where Σ12 < 0 ``gram`` takes the layer's own ``E[φφ]``, here
     production's). Formed from float64 entries they lose ~ε Σ² and ~ε Σ: 1e-4 and
     1e-10 at Σ = 1e6; the next layer needs ~ε Σ. Measured: ≤ 4e-15 relative to each, or 1e-16
     Σ where ``G`` is itself below ``Σ`` (G = 1e-4 at x = x' with Σ = 1e6)."""
-    kind, scale, nodes, weights = _mixture.GRAM[name]
     support = frozenset({(0, 0)})
 
     def jet(v):
         return Jet({(0, 0): jnp.full((1, 1), v)}, support)
 
     with mp.workdps(50):
-        rule = [(mp.mpf(k) * scale, mp.mpf(w)) for k, w in zip(nodes, weights, strict=True)]
+        rule = ([mp.mpf(k) for k in _mixture.NODES], [mp.mpf(w) for w in _mixture.WEIGHTS])
 
         def kernel(s11, s12, s22):
-            return mp.fsum(
-                w * wp * _mp_kernel(kind, c, cp, s11, s12, s22) for c, w in rule for cp, wp in rule
-            )
+            return R._mixture_kernels(name, s11, s12, s22, rule)[0]
 
         for v11, v22, det, sign in GRAM_CASES:
             s11, s22, d = mp.mpf(v11), mp.mpf(v22), mp.mpf(det)
