@@ -417,9 +417,10 @@ def test_deep_unbounded_at_large_inputs(act, depth, get):
     carry ``det Σ`` (``_mixture.gram``): the NTK's ``∂_x^k ∂_y^k Θ`` (k = 1, 2) at x, y in
     {3, -300, 480, 500.3} (deeper variances up to 3.6e5, GRAM_DEEP_VARIANCE 4e5) and gelu's
     NNGP ``∂²_x ∂²_y Σ`` at ±1 … ±4 (up to NNGP_DEEP_VARIANCE), against 50-digit mpmath
-    (``reference.mixture_derivative``; ``generate_reference.py large``). Measured: ≤ 6.1e-12
-    (softplus, an opposite-sign pair; same-sign pairs at |x| ≥ 480 ≤ 1.1e-13), gelu's NNGP
-    ≤ 1.5e-12. With ``det Σ`` formed from the entries: 4e-11 (softplus) … 1.4e-9 (gelu, depth
+    (``reference.mixture_derivative``; ``generate_reference.py large``). Measured: ≤ 8.1e-12
+    (softplus at an opposite-sign pair, the composition's floor near GRAM_DEEP_VARIANCE: 6.1e-12
+    with an earlier arrangement of the same formulas; gelu ≤ 4.4e-12, SiLU 1.2e-12; same-sign
+    pairs at |x| ≥ 480 ≤ 1.1e-13), gelu's NNGP ≤ 1.5e-12. With ``det Σ`` formed from the entries: 4e-11 (softplus) … 1.4e-9 (gelu, depth
     3)."""
     recs = [
         r for r in _large_records() if (r["activation"], r["depth"], r["get"]) == (act, depth, get)
