@@ -30,10 +30,10 @@ first layer of other activations is ``inside`` there: the derivatives are moved 
 expectation (:mod:`ntk_theory._first_layer`), the other cancellation-free form.
 
 ``det Σ`` of the pre-activations enters the closed forms: the first layer has it from the input
-geometry; deeper layers of gelu, SiLU and softplus operator kernels at large variances
-(:data:`GRAM_VARIANCE`) receive it from the layer before, as ``σ_w⁴ G + σ_w²σ_b² Q`` with the
-post-activation Gram determinant and distance in cancellation-free form
-(:func:`ntk_theory._mixture.gram`); elsewhere it is formed from the entries.
+geometry, deeper layers form it from the entries. Deep gelu, SiLU and softplus operator kernels
+at large variances (:data:`POLAR_VARIANCE`) take another route, :func:`_polar_recursion`: every
+layer in the polar form of :mod:`ntk_theory._polar`, which hands the next one its per-point
+norms, correlation and ``det Σ`` without cancellation.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _gauss2d, _hermite, _mixture
+from . import _gauss2d, _hermite, _mixture, _polar
 from ._first_layer import (
     binomial,
     longer_frame,
@@ -97,34 +97,50 @@ MAX_INPUT = 1e4
 #: deeper layers form ``det Σ`` from the entries. Deeper layers compose closed forms through
 #: their covariance jets, and ``det Σ`` formed from the entries there cancels (the first layer
 #: has it from the input geometry): for gelu (depth 2, u_xx, against mpmath) the error is
-#: ~5e-16 × variance, 8e-12 at 1.4e4. gelu, SiLU and softplus carry ``det Σ`` instead above
-#: :data:`GRAM_VARIANCE` (their limit is :data:`GRAM_DEEP_VARIANCE`); other unbounded
-#: activations are refused earlier (:data:`PRICE_VARIANCE`), bounded ones keep O(1) deeper
-#: variances unless ``W_std`` is huge. ReLU^k is exempt: its arc-cosine kernels are positively
-#: homogeneous, so their chain rule loses the same digits at every variance.
+#: ~5e-16 × variance, 8e-12 at 1.4e4. gelu, SiLU and softplus take the polar route instead
+#: above :data:`POLAR_VARIANCE` (their limits are :data:`POLAR_DEEP_VARIANCE` and
+#: :data:`POLAR_NNGP_VARIANCE`); other unbounded activations are refused earlier
+#: (:data:`PRICE_VARIANCE`), bounded ones keep O(1) deeper variances unless ``W_std`` is huge.
+#: ReLU^k is exempt: its arc-cosine kernels are positively homogeneous, so their chain rule
+#: loses the same digits at every variance.
 MAX_DEEP_VARIANCE = 1e4
-#: Deeper-layer variance above which gelu, SiLU and softplus operator kernels stop forming
-#: ``det Σ`` of hidden layers 2, 3, ... from the entries (~5e-16 × variance lost) and every
-#: layer hands the next one ``det Σ' = σ_w⁴ G + σ_w²σ_b² Q`` from its Gram determinant and
-#: distance in cancellation-free form (:func:`ntk_theory._mixture.gram`). gelu, depth 2,
-#: ``u_xx``, ``W_std = 1.3``, (x, x') = (1000, 1003) against 50-digit mpmath: 2.9e-9 formed
-#: from the entries, 3.9e-14 carried; depth 3: 5.9e-8 and 1.7e-12.
-GRAM_VARIANCE = 100.0
-#: Largest deeper-layer variance for NTK operator kernels of gelu, SiLU and softplus (with
-#: ``det Σ`` carried). What limits them then is the composition itself at pairs far apart
-#: (x' ≈ -x: features of layer 2 nearly orthogonal), where the kernel's mixed derivatives are
-#: small against its terms: gelu, depth 2 and 3, ``∂²_x∂²_x'Θ``, ``W_std = 1.3``, all pairs of
-#: ±200 … ±1000 against mpmath: ≤ 7e-12 up to |x| = 500 (variance 3.6e5), 2e-11 at
-#: (-1000, 1000) and 1.6e-10 at (-1e4, 1e4); near pairs stay ≤ 2e-12 up to |x| = 1e4.
-GRAM_DEEP_VARIANCE = 4e5
-#: Largest deeper-layer variance for *NNGP* operator kernels of order ≥ 2 of unbounded
-#: activations at depth ≥ 2. Their covariance ``Σ^{L+1}(x, x')`` becomes nearly bilinear in
-#: ``(x, x')`` as the inputs grow (the activation approaches ReLU, which is homogeneous), so its
-#: mixed derivatives are orders of magnitude below the terms the chain rule sums: gelu, depth 2,
-#: ``∂²_x∂²_x'Σ``, all pairs of ±1 … ±4 (variance ≤ 23) within 6e-12 of 50-digit mpmath, 1e-11 at
-#: (5, -4.5), 1e-10 at |x| = 10 … 15 and 1e-7 at |x| = 1000. (The NTK's extra term keeps its
-#: mixed derivatives large: ≤ 1e-12 on the same pairs up to |x| = 100.)
+#: Deeper-layer variance above which gelu, SiLU and softplus operator kernels take the polar
+#: route (:func:`_polar_recursion`, :mod:`ntk_theory._polar`): at large inputs their covariances
+#: are nearly bilinear, and every square root of a near-quadratic jet the closed forms take
+#: loses a factor ``~x²`` (gelu, depth 2, ``∂²_x∂²_x'Θ``, ``W_std = 1.3``, against 50-digit
+#: mpmath: 2.9e-9 at (1000, 1003) with ``det Σ`` formed from the entries, 1.6e-11 at (-700, 1000)
+#: with it carried alone; the polar route: ≤ 2.3e-13 at depths 2 and 3 on all pairs of ±0.01 …
+#: ±1e4).
+POLAR_VARIANCE = 100.0
+#: Largest deeper-layer variance for NTK operator kernels on the polar route; beyond
+#: :data:`MAX_INPUT` at ``W_std = 1.3`` (deeper variance 1.4e8 at |x| = 1e4): it only guards
+#: against overflow of ``det Σ ~ Σ²`` for huge ``W_std``.
+POLAR_DEEP_VARIANCE = 1e10
+#: Deeper-layer variance above which *NNGP* operator kernels of order ≥ 2 of unbounded
+#: activations at depth ≥ 2 leave the composition through the covariance entries. Their
+#: covariance ``Σ^{L+1}(x, x')`` becomes nearly bilinear as the inputs grow (the activation
+#: approaches ReLU, which is homogeneous), so its mixed derivatives are orders of magnitude
+#: below the terms that composition sums: gelu, depth 2, ``∂²_x∂²_x'Σ``, pairs of ±1 … ±4
+#: (variance ≤ 23) within 6e-12 of 50-digit mpmath, 1e-11 at (5, -4.5), 1e-10 at |x| = 10 … 15
+#: and 1e-7 at |x| = 1000. gelu, SiLU and softplus take the polar route above it; other
+#: unbounded activations are refused. (The NTK's extra term keeps its mixed derivatives large.)
 NNGP_DEEP_VARIANCE = 25.0
+#: Largest deeper-layer variance for NNGP operator kernels of order ≥ 2 on the polar route. Pairs
+#: of one point near the origin and one far out lose ``~ε|x'|`` per layer there (each layer's
+#: degree-0 functions of ``x'`` tend to a constant, and their ``x'``-derivatives cancel), against
+#: a row/column scale ``√(K(x, x)K(x', x'))`` with ``K(x', x')`` ~1e-15: gelu, depths 2 and 3,
+#: ``W_std = 1.3``, all pairs of ±0.01 … ±300 within 6.8e-12 (at (-300, -0.5); 7e-11 at
+#: (0.3, 1003), 2e-9 at (0.3, 1e4)); pairs with both |x| ≥ 5 within 1e-12 up to |x| = 1e4.
+#: 1.5e5 is |x| ≈ 320 at ``W_std = 1.3``.
+POLAR_NNGP_VARIANCE = 1.5e5
+#: Smallest first-layer variance ``σ_w²|x|²/d + σ_b²`` at which the polar route is taken. Below
+#: it the degree-0 variables ``1/a²`` of a point near the origin have Taylor coefficients
+#: ``~1/a^k`` and the closed forms written in them cancel: gelu/softplus, depths 2 and 3, u_xx,
+#: ``W_std = 1.3``, points 0 … 12 against the entries' route, by ``b_std`` (first-layer variance
+#: at x = 0 ``b_std²``): 0.15: 2.1e-12; 0.1: 7e-12; 0.07: 7e-11; 0.05: 1.5e-10; 0.01: 3e-8
+#: (and a negative diagonal at x = 1e-6 with ``b_std = 0``). Such inputs take the entries' route
+#: and its limits (the error message names the bias).
+POLAR_MIN_VARIANCE = 0.02
 #: Pre-activation variance of hidden layers 2, 3, ... above which operator kernels of
 #: *unbounded* activations leave the Price-pair chain rule. It composes ``E[φ^{(i)}φ^{(j)}]``
 #: through the covariance jets, whose increments grow like the inputs when ``φ`` does: against
@@ -178,10 +194,9 @@ class BlockSpec:
     layers: tuple[LayerSpec, ...]
     get: str
     scan: bool
-    #: key of :data:`ntk_theory._mixture.GRAM` when every layer hands the next one a
-    #: cancellation-free ``det Σ`` (see :data:`GRAM_VARIANCE`); ``None``: deeper layers form it
-    #: from the entries
-    gram: str | None = None
+    #: key of :data:`ntk_theory._polar.ACTIVATIONS` when every layer takes the polar route
+    #: (:data:`POLAR_VARIANCE`), else ``None``
+    polar: str | None = None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -349,15 +364,11 @@ class _Tables:
         return table
 
 
-def _hidden(
-    net, state, spec: LayerSpec, rows, cols, fan_in, det=None, terms=None, gram=None, last=None
-):
-    """Dense + activation: post-activation ``(e12, e11, e22)``, ``Θ · E[φ'φ']`` and, with
-    ``gram`` (a key of :data:`ntk_theory._mixture.GRAM`), the next layer's ``det Σ``.
+def _hidden(net, state, spec: LayerSpec, rows, cols, fan_in, det=None, terms=None):
+    """Dense + activation: post-activation ``(e12, e11, e22)`` and ``Θ · E[φ'φ']``.
 
-    ``det``: a jet of ``det Σ`` of this layer's pre-activations, where the caller has one
-    without cancellation (the first layer from the input geometry, deeper ones from ``gram``).
-    ``last``: a traced flag of the scanned last layer, which skips ``gram`` (zeros).
+    ``det``: a jet of ``det Σ`` of this layer's pre-activations where the caller has one
+    without cancellation (the first layer, from the input geometry).
     """
     act = net.act
     s12, s11, s22, ntk = _dense(net, state, fan_in)
@@ -374,27 +385,7 @@ def _hidden(
         e12, edot = act.dual(s11, s12, s22, tables.full(s11, s12, s22, det))
         e11 = act.dual(s11, s11, s11, tables.diagonal(s11, "rows"))[0]
         e22 = act.dual(s22, s22, s22, tables.diagonal(s22, "cols"))[0]
-    det_next = None
-    if gram is not None:
-
-        def hand_on(_):
-            return _next_det(net, gram, s11, s12, s22, det, e12).coeffs
-
-        if last is None:
-            det_next = Jet(hand_on(None), s12.support)
-        else:  # a scanned layer: the last one's det Σ' is never used, skip it at run time
-            shapes = jax.eval_shape(hand_on, None)
-            zeros = jax.tree_util.tree_map(lambda z: jnp.zeros(z.shape, z.dtype), shapes)
-            det_next = Jet(jax.lax.cond(last, lambda _: zeros, hand_on, None), s12.support)
-    return e12, e11, e22, ntk * edot, det_next
-
-
-def _next_det(net, gram: str, s11: Jet, s12: Jet, s22: Jet, det: Jet, e12: Jet) -> Jet:
-    """``det Σ'`` of the next layer, ``σ_w⁴ G + σ_w²σ_b² Q`` (``Σ' = σ_w² E[φφ] + σ_b²``), from
-    the cancellation-free Gram determinant and distance of :func:`ntk_theory._mixture.gram`."""
-    w2, b2 = net.W_std**2, net.b_std**2
-    gap, dist = _mixture.gram(gram, s11, s12, s22, det, e12)
-    return gap * (w2 * w2) + dist * (w2 * b2)
+    return e12, e11, e22, ntk * edot
 
 
 # ----------------------------------------------------------------------------------------------
@@ -577,24 +568,48 @@ def _geometric_det(net, geometry):
 
 def _recursion(net, spec: BlockSpec, x1, x2, rows, cols):
     """``(Σ, Θ)`` jets of the network's output on one block."""
+    if spec.polar:
+        return _polar_recursion(net, spec, x1, x2)
     state, geometry = _first_state(net, spec, x1, x2)
     return _deeper_layers(net, spec, state, geometry, rows, cols)
+
+
+def _polar_recursion(net, spec: BlockSpec, x1, x2):
+    """``(Σ, Θ)`` jets of a gelu, SiLU or softplus network at large inputs, every hidden layer
+    in the polar form of :func:`ntk_theory._polar.layer` (the per-point norms, ``ρ`` and
+    ``det Σ`` handed from layer to layer without cancellation), scanned: one compiled layer
+    for every depth."""
+    support, d = spec.support, spec.dim
+    w2, b2 = net.W_std**2, net.b_std**2
+    e12, e11, e22, geometry = net.input_jets(x1, x2, support)
+    a = _polar.norm(x1, 0, support, w2 / d, b2)
+    b = _polar.norm(x2, 1, support, w2 / d, b2)
+    det = _geometric_det(net, geometry)
+    s12, _, _, ntk = _dense(net, (e12, e11, e22, None), float(net.fan_in(d)))
+    rho = _polar.correlation(s12, a, b, det)
+    n1, n2 = x1.shape[0], x2.shape[0]
+    full, rows, cols = _layout_keys(support)
+    pack = _packer([(full, (n1, n2))] * 4 + [(rows, (n1, 1)), (cols, (1, n2))])
+
+    def step(carry, _):
+        s12, ntk, det, rho, a, b = (Jet(c, support) for c in carry)
+        e, edot, (det, a, b, rho) = _polar.layer(spec.polar, a, b, s12, det, rho, w2, b2)
+        s12, _, _, ntk = _dense(net, (e, e, e, ntk * edot), float(net.width))
+        return pack((s12, ntk, det, rho, a, b)), None
+
+    carry, _ = jax.lax.scan(step, pack((s12, ntk, det, rho, a, b)), None, length=net.depth)
+    return Jet(carry[0], support), Jet(carry[1], support)
 
 
 def _first_state(net, spec: BlockSpec, x1, x2):
     """The recursion's starting state: the input jets, or the first hidden layer "inside"."""
     support, d = spec.support, spec.dim
     *inputs, geometry = net.input_jets(x1, x2, support)
-    e12, e11, e22 = inputs
-    first = spec.layers[0]
-    det0 = _geometric_det(net, geometry) if spec.gram else None
-    if first.method == "inside":
-        e12, e11, e22, edot = _inside_first_layer(net, x1, x2, support, first)
-        s12, s11, s22, ntk = _dense(net, (*inputs, None), float(net.fan_in(d)))
-        det_next = None if det0 is None else _next_det(net, spec.gram, s11, s12, s22, det0, e12)
-        return (e12, e11, e22, ntk * edot, det_next), geometry
-    # the first hidden layer's own det Σ¹ (the recursion starts from the input jets)
-    return (e12, e11, e22, Jet.constant(0.0, support), det0), geometry
+    if spec.layers[0].method == "inside":
+        e12, e11, e22, edot = _inside_first_layer(net, x1, x2, support, spec.layers[0])
+        ntk = _dense(net, (*inputs, None), float(net.fan_in(d)))[3]
+        return (e12, e11, e22, ntk * edot), geometry
+    return (*inputs, Jet.constant(0.0, support)), geometry
 
 
 def _deeper_layers(net, spec: BlockSpec, state, geometry, rows, cols):
@@ -618,28 +633,23 @@ def _deeper_layers(net, spec: BlockSpec, state, geometry, rows, cols):
             if start == 0
             else jnp.full(n, width)
         )
-        firsts, lasts = jnp.arange(n) == 0, jnp.arange(n) == n - 1
 
-        def body(st, r, c, fan, is_first, is_last, terms_r):
-            det = st[4] if spec.gram else None  # carried: the previous layer's det Σ'
-            if det0 is not None and (
-                spec.gram or deeper[0].method in ("closed", "relu", "mixture")
-            ):
-                if det is None:
-                    s12, s11, s22, _ = _dense(net, st, fan)
-                    det = s11 * s22 - s12 * s12
-                det = select(is_first, det0, det)
-            return _hidden(net, st, deeper[0], r, c, fan, det, terms_r, spec.gram, is_last)
+        def body(st, r, c, fan, is_first, terms_r):
+            det = None
+            if det0 is not None and deeper[0].method in ("closed", "relu", "mixture"):
+                # the first layer's det Σ¹ from the geometry, deeper ones from the entries
+                s12, s11, s22, _ = _dense(net, st, fan)
+                det = select(is_first, det0, s11 * s22 - s12 * s12)
+            return _hidden(net, st, deeper[0], r, c, fan, det, terms_r)
 
-        state = _scan_layers(body, state, data_r, data_c, fans, (firsts, lasts), n)
+        state = _scan_layers(body, state, data_r, data_c, fans, jnp.arange(n) == 0, n)
     else:
         for k, layer in enumerate(deeper):
             fan = float(net.fan_in(d)) if start + k == 0 else width
-            det = _geometric_det(net, geometry) if start + k == 0 else state[4]
+            det = _geometric_det(net, geometry) if start + k == 0 else None
             r = None if data_r is None else data_r[k]
             c = None if data_c is None else data_c[k]
-            gram = spec.gram if start + k < net.depth - 1 else None  # the last hands on none
-            state = _hidden(net, state, layer, _strip(r), _strip(c), fan, det, None, gram)
+            state = _hidden(net, state, layer, _strip(r), _strip(c), fan, det)
     s12, _, _, ntk = _dense(net, state, width)
     return s12, ntk
 
@@ -649,48 +659,53 @@ def _strip(data):
     return None if data is None else (data[0], data[1])
 
 
-def _scan_layers(body: Callable, state, rows, cols, fans, flags, length: int):
+def _scan_layers(body: Callable, state, rows, cols, fans, firsts, length: int):
     """``body`` for every scanned hidden layer as one ``lax.scan`` (compile time independent of
     depth).
 
     A scan carry keeps its keys and shapes: every coefficient is broadcast to the layout of a
     full layer's output and each step's output is padded to it (missing keys are zero). The
-    per-layer data -- Mehler coefficients and term counts, the fan-in, first- and last-layer
-    flags -- are the scanned inputs.
+    per-layer data -- Mehler coefficients and term counts, the fan-in, a first-layer flag -- are
+    the scanned inputs.
     """
     support = state[0].support
     n1 = jnp.shape(state[1].value)[0] if jnp.ndim(state[1].value) else jnp.shape(state[0].value)[0]
     n2 = (
         jnp.shape(state[2].value)[-1] if jnp.ndim(state[2].value) else jnp.shape(state[0].value)[-1]
     )
-    rows_only = sorted(m for m in support if not any(split(m)[1]))
-    cols_only = sorted(m for m in support if not any(split(m)[0]))
-    full = sorted(support)
-    # a hidden layer's output: e12 and Θ·E' on all keys, e11 (e22) on the keys of x (x') alone,
-    # and the next layer's det Σ where it is carried
-    layout = [(full, (n1, n2)), (rows_only, (n1, 1)), (cols_only, (1, n2)), (full, (n1, n2))]
-    if state[4] is not None:
-        layout.append((full, (n1, n2)))
-
-    def pack(jets) -> list[dict]:
-        out = []
-        for jet, (keys, shape) in zip(jets[: len(layout)], layout, strict=True):
-            zero = jnp.zeros((), jnp.float64)
-            out.append(
-                {m: jnp.broadcast_to(jnp.asarray(jet.coeffs.get(m, zero)), shape) for m in keys}
-            )
-        return out
+    # a hidden layer's output: e12 and Θ·E' on all keys, e11 (e22) on the keys of x (x') alone
+    full, rows_only, cols_only = _layout_keys(support)
+    pack = _packer([(full, (n1, n2)), (rows_only, (n1, 1)), (cols_only, (1, n2)), (full, (n1, n2))])
 
     def step(carry, data):
-        r, c, fan, (first, last) = data
+        r, c, fan, first = data
         terms = None if r is None else r[2]
-        jets = tuple(Jet(cf, support) for cf in carry)
-        state = jets if len(jets) == 5 else (*jets, None)
-        return pack(body(state, _strip(r), _strip(c), fan, first, last, terms)), None
+        out = body(tuple(Jet(cf, support) for cf in carry), _strip(r), _strip(c), fan, first, terms)
+        return pack(out), None
 
-    carry, _ = jax.lax.scan(step, pack(state), (rows, cols, fans, flags), length=length)
-    out = tuple(Jet(c, support) for c in carry)
-    return out if len(out) == 5 else (*out, None)
+    carry, _ = jax.lax.scan(step, pack(state), (rows, cols, fans, firsts), length=length)
+    return tuple(Jet(c, support) for c in carry)
+
+
+def _layout_keys(support) -> tuple[list, list, list]:
+    """The support's keys: all, those of ``x`` alone, those of ``x'`` alone."""
+    rows_only = sorted(m for m in support if not any(split(m)[1]))
+    cols_only = sorted(m for m in support if not any(split(m)[0]))
+    return sorted(support), rows_only, cols_only
+
+
+def _packer(layout: list) -> Callable:
+    """``jets ↦ coefficient dicts`` of fixed keys and shapes (a scan carry): one
+    ``(keys, shape)`` per jet, missing keys zero."""
+    zero = jnp.zeros((), jnp.float64)
+
+    def pack(jets) -> list[dict]:
+        return [
+            {m: jnp.broadcast_to(jnp.asarray(jet.coeffs.get(m, zero)), shape) for m in keys}
+            for jet, (keys, shape) in zip(jets, layout, strict=True)
+        ]
+
+    return pack
 
 
 @functools.lru_cache(maxsize=256)
@@ -721,7 +736,7 @@ def block_function(net, spec: BlockSpec, terms_t: tuple, terms_s: tuple, jit: bo
 
     if not jit:
         return block
-    if spec.layers[0].method != "inside" or net.depth == 1:
+    if spec.layers[0].method != "inside" or net.depth == 1 or spec.polar:
         return jax.jit(block)
 
     # Two programs: XLA's compile time grows faster than linearly in the size of one program,
@@ -842,38 +857,61 @@ def _check_finite_derivatives(act, scale: float, order: int) -> None:
 
 
 def _check_deep_variances(
-    net, v1: np.ndarray, v2: np.ndarray, order: int, get: str, gram: str | None
+    net, v1: np.ndarray, v2: np.ndarray, order: int, get: str, polar: str | None
 ) -> None:
     """Refuse deeper-layer variances beyond what the composition keeps exact (see
-    :data:`MAX_DEEP_VARIANCE`, :data:`GRAM_DEEP_VARIANCE`, :data:`NNGP_DEEP_VARIANCE`)."""
-    limit, why = (
-        (GRAM_DEEP_VARIANCE, "the composition through the closed forms loses digits there")
-        if gram
-        else (MAX_DEEP_VARIANCE, "the chain rule through it cancels")
-    )
-    if get == "nngp" and order >= 2 and net.act.unbounded and NNGP_DEEP_VARIANCE < limit:
-        limit = NNGP_DEEP_VARIANCE
-        why = (
+    :data:`MAX_DEEP_VARIANCE`, :data:`NNGP_DEEP_VARIANCE`, :data:`POLAR_DEEP_VARIANCE`,
+    :data:`POLAR_NNGP_VARIANCE`)."""
+    nngp = get == "nngp" and order >= 2 and net.act.unbounded
+    if polar and nngp:
+        limit, why = (
+            POLAR_NNGP_VARIANCE,
+            "the NNGP's mixed derivatives of order ≥ 2 are nearly zero there, and pairs of a "
+            "point near the origin and one far out lose digits",
+        )
+    elif polar:
+        limit, why = POLAR_DEEP_VARIANCE, "det Σ of the next layer would overflow"
+    elif nngp:
+        limit, why = (
+            NNGP_DEEP_VARIANCE,
             "the NNGP's mixed derivatives of order ≥ 2 are nearly zero there, below the "
             "rounding errors of the composition (the covariance is close to bilinear at large "
-            "inputs; the NTK keeps its digits)"
+            "inputs; the NTK keeps its digits)",
         )
+    else:
+        limit, why = MAX_DEEP_VARIANCE, "the chain rule through it cancels"
+    if not polar and net.act.family in _polar.ACTIVATIONS and net.embedding is None:
+        least = _smallest_first_variance(v1, v2)
+        if least < POLAR_MIN_VARIANCE:
+            why += (
+                f"; the exact route for large inputs needs every first-layer variance "
+                f"σ_w²|x|²/d + σ_b² ≥ {POLAR_MIN_VARIANCE:g} (here {least:.2g}): a bias b_std ≥ "
+                f"{math.sqrt(POLAR_MIN_VARIANCE):.2f} gives it"
+            )
     for l in range(1, net.depth):
         top = float(max(v1[l].max(), v2[l].max()))
         if top > limit:
             raise _deep_error(net, l, top, order, why)
 
 
-def _gram_key(net, v1: np.ndarray, v2: np.ndarray, order: int) -> str | None:
-    """The :data:`ntk_theory._mixture.GRAM` key when an operator kernel's deeper layers take
-    ``det Σ`` from the previous layer's Gram determinant (a deeper variance above
-    :data:`GRAM_VARIANCE`, the first layer's ``det Σ¹`` from the input geometry), else ``None``."""
+def _smallest_first_variance(v1: np.ndarray, v2: np.ndarray) -> float:
+    return min(float(v1[0].min()), float(v2[0].min()))
+
+
+def _polar_key(net, v1: np.ndarray, v2: np.ndarray, order: int, get: str) -> str | None:
+    """The :data:`ntk_theory._polar.ACTIVATIONS` key when an operator kernel takes the polar
+    route (a deeper variance above :data:`POLAR_VARIANCE`, or :data:`NNGP_DEEP_VARIANCE` for
+    NNGP kernels of order ≥ 2; raw input coordinates; every first-layer variance at least
+    :data:`POLAR_MIN_VARIANCE`), else ``None``."""
     if order == 0 or net.depth < 2 or net.embedding is not None:
         return None
-    if net.act.family not in _mixture.GRAM:
+    if net.act.family not in _polar.ACTIVATIONS:
+        return None
+    if _smallest_first_variance(v1, v2) < POLAR_MIN_VARIANCE:
         return None
     top = max(float(v1[1:].max()), float(v2[1:].max()))
-    return net.act.family if top > GRAM_VARIANCE else None
+    switch = NNGP_DEEP_VARIANCE if get == "nngp" and order >= 2 else POLAR_VARIANCE
+    return net.act.family if top > switch else None
 
 
 def _price_strain(net, l: int, variance: float, order: int) -> ValueError | None:
@@ -921,9 +959,9 @@ def plan(net, x1: np.ndarray, x2: np.ndarray, support, get: str, order: int):
     if net.embedding is None and (act.kind == "numeric" or order >= 1):
         _check_input_scale(x1, x2)
     v1, v2 = layer_variances(net, x1), layer_variances(net, x2)
-    gram = _gram_key(net, v1, v2, order)
+    polar = _polar_key(net, v1, v2, order, get)
     if order >= 1 and act.kind != "relu":
-        _check_deep_variances(net, v1, v2, order, get, gram)
+        _check_deep_variances(net, v1, v2, order, get, polar)
     _check_finite_derivatives(act, float(np.sqrt(max(v1.max(), v2.max()))), order)
     a1, a2 = np.sqrt(np.maximum(v1, 0.0)), np.sqrt(np.maximum(v2, 0.0))
     # the first layer leaves the chain rule through Price pairs at large variances and high
@@ -1101,7 +1139,7 @@ def plan(net, x1: np.ndarray, x2: np.ndarray, support, get: str, order: int):
     elif scan and scanned[0].method == "quadrature":
         bounds = tuple(max(L.bounds[i] for L in scanned) for i in range(3))
         layers = layers[:first_scanned] + [LayerSpec("quadrature", bounds=bounds)] * len(scanned)
-    spec = BlockSpec(frozenset(support), dim, tuple(layers), get, scan, gram)
+    spec = BlockSpec(frozenset(support), dim, tuple(layers), get, scan, polar)
     if scan:
         data1 = _stack_scanned(data1, first_scanned, shared[0] if shared_layout else None)
         data2 = (

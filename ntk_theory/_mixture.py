@@ -35,10 +35,8 @@ Operator kernels of deep networks need these kernels as Taylor jets in the input
 route (``E[φ^{(i)}φ^{(j)}]`` composed through the covariance jets) is ill-conditioned for
 unbounded activations at large variances: for SiLU, two hidden layers, ``u_xx`` at ``x = 10``
 (layer-2 variance 143), its terms sum to ``3e9`` times the result. Composed here through the
-closed forms (as erf's and gelu's), the loss is ``~ε × variance``, like gelu's. That loss is
-``det Σ`` formed from the entries; :func:`gram` hands each layer's successor ``det Σ'`` without
-it, from the degenerate kernel ``E[φ(aZ)φ(bZ)] = ab/2 + r(a, b)`` (ReLU's part exact) and the
-decorrelation ``∝ det Σ`` of each component (gelu as the single component ``c = 1``).
+closed forms (as erf's and gelu's), the loss is ``~ε × variance``, like gelu's; beyond that the
+deep kernels take the polar form of :mod:`ntk_theory._polar`, built on the same components.
 """
 
 from __future__ import annotations
@@ -48,9 +46,9 @@ import math
 import jax
 import jax.numpy as jnp
 
-from ._jets import Jet, power, reciprocal, rsqrt, select
+from ._jets import Jet, reciprocal, rsqrt
 
-__all__ = ["GRAM", "MIXTURES", "NODES", "WEIGHTS", "dual", "gram", "kolmogorov_rule"]
+__all__ = ["MIXTURES", "NODES", "WEIGHTS", "dual", "kolmogorov_rule"]
 
 #: Gauss nodes ``K_i`` (24) of the Kolmogorov distribution, Gauss rule in ``log K``
 #: (``kolmogorov_rule(24)`` at 40 digits, rounded to float64; tests regenerate them).
@@ -206,191 +204,11 @@ def _average(components, nodes, weights, scale: float, support) -> list[Jet]:
         c, w = data
         return jax.tree_util.tree_map(lambda t, v: t + w * v, total, row(c)), None
 
-    total, _ = jax.lax.scan(step, init, (nodes, weights))
+    scanned = (nodes, weights)
+    if len(nodes) == 1:  # XLA inlines a loop of one trip: keep the components a loop body
+        scanned = (jnp.concatenate([nodes, nodes]), jnp.concatenate([weights, 0.0 * weights]))
+    total, _ = jax.lax.scan(step, init, scanned)
     return [Jet(coeffs, support) for coeffs in total]
-
-
-# ----------------------------------------------------------------------------------------------
-# the next layer's det Σ without cancellation
-# ----------------------------------------------------------------------------------------------
-#: Activations whose Gram determinant :func:`gram` computes: ``(component, c/K, nodes,
-#: weights)``; gelu is the single component ``c = 1``.
-GRAM: dict[str, tuple[str, float, tuple, tuple]] = {
-    "gelu": ("gelu", 1.0, (1.0,), (1.0,)),
-    "silu": ("gelu", 2.0, NODES, WEIGHTS),
-    "softplus": ("softplus", 2.0, NODES, WEIGHTS),
-}
-
-#: Below this ``t`` :func:`atan_gap` sums its series (28 terms: ``0.5^56 < 1e-16``); above it
-#: the difference loses at most a factor 6 to cancellation.
-_GAP_SERIES = 0.5
-
-
-@jax.custom_jvp
-def atan_gap(t):
-    """``atan t - t/(1+t²) = ∫_0^t 2s²/(1+s²)² ds``, accurate to the last digit as ``t → 0``
-    (where the two terms agree to ``2t³/3``); derivatives from the integrand."""
-    t = jnp.asarray(t, jnp.float64)
-    small = jnp.abs(t) < _GAP_SERIES
-    ts = jnp.where(small, t, 0.0)
-    t2 = ts * ts
-    series = jnp.zeros_like(ts)
-    for n in range(28, 0, -1):  # Σ (-1)^{n+1} 2n/(2n+1) t^{2n+1}
-        series = series * t2 + (-1) ** (n + 1) * 2 * n / (2 * n + 1)
-    series = series * t2 * ts
-    tl = jnp.where(small, 1.0, t)
-    return jnp.where(small, series, jnp.arctan(tl) - tl / (1.0 + tl * tl))
-
-
-@atan_gap.defjvp
-def _atan_gap_jvp(primals, tangents):
-    (t,), (dt,) = primals, tangents
-    return atan_gap(t), 2.0 * t * t / (1.0 + t * t) ** 2 * dt
-
-
-def _degenerate(kind: str, c2, cp2, a: Jet, b: Jet) -> Jet:
-    """``r = E[f_c(aZ) f_{c'}(bZ)] - ab/2``: one component at correlation 1, less its ReLU part.
-
-    With ``Δ*² = a²c'² + b²c² + c²c'²`` and ``t = Δ*/(ab)`` (small at large variances, where the
-    component is ReLU plus a bounded correction and ``r = O(1/a)``)
-
-    .. math::
-        r = \\frac{ab}{2π}\\Big[\\frac{c²c'² ab}{Δ* (a² + c²)(b² + c'²)} - (\\operatorname{atan} t
-        - \\frac{t}{1+t²})\\Big]
-
-    (the gelu component at ``Σ12 = ab``, ``atan(ab/Δ*) = π/2 - atan t``); softplus adds
-    ``[c'⁴a²/(b² + c'²) + c⁴b²/(a² + c²) + c²c'²]/(2πΔ*)``.
-    """
-    cc = c2 * cp2
-    a2, b2, ab = a * a, b * b, a * b
-    dstar = (a2 * cp2 + b2 * c2 + cc).apply(power(0.5))
-    big_a, big_b = a2 + c2, b2 + cp2
-    t = dstar * ab.apply(reciprocal)
-    r = ab * (ab * cc * (dstar * big_a * big_b).apply(reciprocal) - t.apply(atan_gap)) * _INV_2PI
-    if kind == "softplus":
-        extra = (
-            a2 * (cp2 * cp2) * big_b.apply(reciprocal)
-            + b2 * (c2 * c2) * big_a.apply(reciprocal)
-            + cc
-        )
-        r = r + extra * dstar.apply(reciprocal) * _INV_2PI
-    return r
-
-
-def _decorrelation(kind: str, c2, cp2, a: Jet, b: Jet, s12: Jet, det: Jet) -> Jet:
-    """``E*[f_c f_{c'}] - E[f_c(u) f_{c'}(v)]``: the component at correlation 1 (``Σ12 = ab``)
-    less at ``Σ12``, as ``det Σ`` times terms that do not cancel (``Σ12 > 0``).
-
-    With ``Δ² = Δ*² + det`` (``Δ - Δ* = det/(Δ + Δ*)``), ``ab - Σ12 = det/(ab + Σ12)`` and
-    ``ab Δ - Σ12 Δ* = det·AB/(abΔ + Σ12Δ*)``, every difference of the gelu component's closed
-    form becomes
-
-    .. math::
-        \\frac{ab - Σ12}{4} + \\frac{1}{2π}\\Big[\\frac{\\det}{ABΔ}\\Big(\\frac{a²b²(c²c'² +
-        Δ*²)}{Δ*(Δ + Δ*)} - a²b² + c²c'²\\Big) + (ab - Σ12)\\operatorname{atan}\\frac{ab}{Δ*}
-        + Σ12 \\operatorname{atan}\\frac{\\det·AB}{(abΔ + Σ12Δ*)(ΔΔ* + abΣ12)}\\Big]
-
-    (``atan x - atan y = atan((x - y)/(1 + xy))``, ``xy > 0``); softplus adds
-    ``det/(2π) [X*/(ΔΔ*(Δ + Δ*)) - (c'²/B + c²/A)/Δ]``, ``X* = c'⁴a²/B + c⁴b²/A + c²c'²``.
-    """
-    cc = c2 * cp2
-    a2, b2, ab = a * a, b * b, a * b
-    dstar2 = a2 * cp2 + b2 * c2 + cc
-    dstar = dstar2.apply(power(0.5))
-    delta = (dstar2 + det).apply(power(0.5))
-    big_a, big_b = a2 + c2, b2 + cp2
-    prod = big_a * big_b
-    inv_delta = delta.apply(reciprocal)
-    inv_sum = (delta + dstar).apply(reciprocal)
-    gap = det * (ab + s12).apply(reciprocal)
-    rational = (
-        det
-        * (prod * delta).apply(reciprocal)
-        * (a2 * b2 * (dstar2 + cc) * (dstar * (delta + dstar)).apply(reciprocal) - a2 * b2 + cc)
-    )
-    turn = det * prod * ((ab * delta + s12 * dstar) * (delta * dstar + ab * s12)).apply(reciprocal)
-    out = (
-        gap * 0.25
-        + (
-            rational
-            + gap * (ab * dstar.apply(reciprocal)).apply(jnp.arctan)
-            + s12 * turn.apply(jnp.arctan)
-        )
-        * _INV_2PI
-    )
-    if kind == "softplus":
-        inv_a, inv_b = big_a.apply(reciprocal), big_b.apply(reciprocal)
-        x_star = a2 * (cp2 * cp2) * inv_b + b2 * (c2 * c2) * inv_a + cc
-        out = (
-            out
-            + det
-            * (
-                x_star * inv_delta * dstar.apply(reciprocal) * inv_sum
-                - (inv_b * cp2 + inv_a * c2) * inv_delta
-            )
-            * _INV_2PI
-        )
-    return out
-
-
-def gram(name: str, s11: Jet, s12: Jet, s22: Jet, det: Jet, e12: Jet) -> tuple[Jet, Jet]:
-    """Jets of the post-activation Gram determinant and distance, without cancellation.
-
-    .. math::
-        G = E[φ(u)²]E[φ(v)²] - E[φ(u)φ(v)]^2,\\qquad Q = E[(φ(u) - φ(v))^2],
-
-    so that the next layer's ``det Σ' = σ_w⁴ G + σ_w²σ_b² Q``. Formed from the entries, ``G``
-    loses ``~ε Σ²`` and ``Q`` ``~ε Σ`` (their terms are that large, the results ``O(det Σ)``),
-    where the next layer's closed forms need ``det Σ'`` to ``~ε Σ'``. Here,
-    with ``a = √Σ11``, ``b = √Σ22``, the degenerate kernel ``E*(a, b) = E[φ(aZ)φ(bZ)] = ab/2 +
-    r(a, b)`` (ReLU's part exact, ``r = O(1/a)``, :func:`_degenerate`) and the decorrelation
-    ``D = E* - E[φ(u)φ(v)]`` (``∝ det Σ``, :func:`_decorrelation`):
-
-    .. math::
-        G = \\tfrac12(a² r_{bb} + b² r_{aa} - 2ab\\, r_{ab}) + r_{aa} r_{bb} - r_{ab}^2
-            + D (2E* - D),\\qquad
-        Q = \\tfrac12 (a - b)^2 + r_{aa} + r_{bb} - 2 r_{ab} + 2D,
-
-    whose remaining cancellations cost ``ε·a``, not ``ε·a²``.
-
-    Args:
-        name: a key of :data:`GRAM` (gelu, silu, softplus).
-        s11, s12, s22, det: jets of this layer's pre-activation covariance and a
-            cancellation-free ``det Σ``.
-        e12: the jet of ``E[φ(u)φ(v)]`` (the layer's own, however computed): where
-            ``Σ12 ≤ 0`` (points far apart, nothing to lose) ``D = E* - E[φ(u)φ(v)]`` directly.
-
-    Returns:
-        ``(G, Q)`` jets.
-    """
-    kind, scale, nodes, weights = GRAM[name]
-    support = s12.support
-    a, b = s11.apply(power(0.5)), s22.apply(power(0.5))
-    la, lb, ls12, ldet = (_lift(jet) for jet in (a, b, s12, det))
-    ab = a * b
-    positive = jnp.asarray(s12.value) > 0
-
-    def pair(c, cp):
-        c2, cp2 = c * c, cp * cp
-        return [
-            _degenerate(kind, c2, cp2, la, lb),
-            _decorrelation(kind, c2, cp2, la, lb, ls12, ldet),
-        ]
-
-    def diagonal(point):
-        lifted = _lift(point)
-        return lambda c, cp: [_degenerate(kind, c * c, cp * cp, lifted, lifted)]
-
-    r_ab, close = _average(pair, nodes, weights, scale, support)
-    r_aa = _average(diagonal(a), nodes, weights, scale, support)[0]
-    r_bb = _average(diagonal(b), nodes, weights, scale, support)[0]
-    star = ab * 0.5 + r_ab
-    dec = select(positive, close, star - e12)  # Σ12 ≤ 0: the plain difference
-    gap = (s11 * r_bb + s22 * r_aa - ab * r_ab * 2.0) * 0.5 + r_aa * r_bb - r_ab * r_ab
-    gap = gap + dec * (star * 2.0 - dec)
-    half = (s11 - s22) * (a + b).apply(reciprocal)
-    dist = half * half * 0.5 + r_aa + r_bb - r_ab * 2.0 + dec * 2.0
-    return gap, dist
 
 
 def _lift(jet: Jet) -> Jet:

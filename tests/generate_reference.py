@@ -194,21 +194,25 @@ def run_mixture() -> None:
 
 
 #: deep gelu, SiLU and softplus at large inputs (``det Σ`` carried, ``_mixture.gram``): the
-#: NTK at depth 2 (all three) and 3 (gelu) up to the deeper variance of GRAM_DEEP_VARIANCE, and
-#: gelu's NNGP at depth 2 up to NNGP_DEEP_VARIANCE (``reference.mixture_derivative``, 50 digits)
-LARGE_POINTS = (3.0, -300.0, 480.0, 500.3)
-NNGP_POINTS = (1.0, -1.5, 3.0, -3.5, 4.0)
+#: Deep gelu, SiLU and softplus at large inputs (the polar route, ``_polar.layer``): the NTK's
+#: ``∂^k_x∂^k_y Θ`` (k = 1, 2) at depth 2 (all three) and 3 (gelu) on pairs of LARGE_POINTS (gelu
+#: also at 1e4, MAX_INPUT), the NNGP's ``∂²_x∂²_y Σ`` on pairs of NNGP_POINTS, up to the NNGP
+#: limit (``reference.mixture_derivative``, 50 digits)
+LARGE_POINTS = (0.3, 30.0, -1000.0, 1000.0)
+GELU_POINTS = (*LARGE_POINTS, 10000.0)
+NNGP_POINTS = (-0.5, 3.0, 30.0, -290.0)
 
 
 def large_cases():
     for name, depth in (("gelu", 2), ("gelu", 3), ("silu", 2), ("softplus", 2)):
-        for i, x in enumerate(LARGE_POINTS):
-            for y in LARGE_POINTS[i:]:
+        points = GELU_POINTS if name == "gelu" else LARGE_POINTS
+        for i, x in enumerate(points):
+            for y in points[i:]:
                 for k in (1, 2):
                     yield name, depth, "ntk", x, y, k
-    for i, x in enumerate(NNGP_POINTS):
-        for y in NNGP_POINTS[i:]:
-            yield "gelu", 2, "nngp", x, y, 2
+        for i, x in enumerate(NNGP_POINTS):
+            for y in NNGP_POINTS[i:]:
+                yield name, depth, "nngp", x, y, 2
 
 
 def run_large(shard: int, shards: int) -> None:
@@ -218,7 +222,11 @@ def run_large(shard: int, shards: int) -> None:
     path = DATA / f"reference_large_{shard}.json"
     out = json.loads(path.read_text()) if path.exists() else []
     key = ("activation", "depth", "get", "x", "y", "k")
-    done = {tuple(r[k] for k in key) for r in out}
+    done = {
+        tuple(r[k] for k in key)
+        for f in DATA.glob("reference_large_*.json")
+        for r in json.loads(f.read_text())
+    }
     for n, case in enumerate(large_cases()):
         if n % shards != shard or case in done:
             continue

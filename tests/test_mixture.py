@@ -25,7 +25,6 @@ from ntk_theory._jets import Jet
 from ntk_theory.activations import get_activation
 
 sys.path.insert(0, str(Path(__file__).parent))
-import reference as R
 
 MIXED = sorted(_mixture.MIXTURES)
 
@@ -140,67 +139,3 @@ def test_mixture_derivatives_are_price_pairs(name):
                 # derivatives (5e-13 at 1e3; the same as gelu's own closed form)
                 tol = 1e-13 + 1e-15 * max(v11[c], v22[c])
                 assert err < tol, (name, COVARIANCES[c], shift, m, err)
-
-
-GRAM_CASES = [  # (Σ11, Σ22, det Σ, sign of Σ12): unit scale; near x = x' at large variances
-    (1.0, 1.2, 0.3, 1),  # (det ≪ Σ: the entries cancel); unequal variances; far apart
-    (1e4, 1.01e4, 5.0, 1),
-    (1e6, 1.003e6, 0.0, 1),
-    (1e6, 1.003e6, 1e3, 1),
-    (1e6, 1e6, 1e-2, 1),
-    (2.0, 1e6, 1e5, 1),
-    (1e6, 9e5, 5e11, -1),
-    (3.0, 2.0, 4.0, -1),
-]
-
-
-@pytest.mark.parametrize("name", sorted(_mixture.GRAM))
-def test_gram_determinant_and_distance_without_cancellation(name):
-    """``G = E[φ(u)²]E[φ(v)²] - E[φ(u)φ(v)]²`` and ``Q = E[(φ(u) - φ(v))²]`` of
-    :func:`_mixture.gram` (the degenerate kernel ``ab/2 + r`` and the decorrelation ``∝ det``)
-    against the same mixture formed from its entries at 50 digits (``reference._mixture_kernels``
-    with the same Gauss rule, so this checks the rewriting; where Σ12 < 0 ``gram`` takes the layer's own ``E[φφ]``, here
-    production's). Formed from float64 entries they lose ~ε Σ² and ~ε Σ: 1e-4 and
-    1e-10 at Σ = 1e6; the next layer needs ~ε Σ. Measured: ≤ 4e-15 relative to each, or 1e-16
-    Σ where ``G`` is itself below ``Σ`` (G = 1e-4 at x = x' with Σ = 1e6)."""
-    support = frozenset({(0, 0)})
-
-    def jet(v):
-        return Jet({(0, 0): jnp.full((1, 1), v)}, support)
-
-    with mp.workdps(50):
-        rule = ([mp.mpf(k) for k in _mixture.NODES], [mp.mpf(w) for w in _mixture.WEIGHTS])
-
-        def kernel(s11, s12, s22):
-            return R._mixture_kernels(name, s11, s12, s22, rule)[0]
-
-        for v11, v22, det, sign in GRAM_CASES:
-            s11, s22, d = mp.mpf(v11), mp.mpf(v22), mp.mpf(det)
-            s12 = sign * mp.sqrt(s11 * s22 - d)
-            e12, e11, e22 = kernel(s11, s12, s22), kernel(s11, s11, s11), kernel(s22, s22, s22)
-            G, Q = float(e11 * e22 - e12**2), float(e11 + e22 - 2 * e12)
-            args = jet(v11), jet(float(s12)), jet(v22)
-            # the layer's own E[φ(u)φ(v)] (used as it is where Σ12 ≤ 0)
-            if name == "gelu":
-                own = get_activation("gelu").dual(*args, det=jet(det))[0]
-            else:
-                own = _mixture.dual(name, *args, jet(det))[0]
-            g, q = _mixture.gram(name, *args, jet(det), own)
-            g, q = float(g.value[0, 0]), float(q.value[0, 0])
-            top = max(v11, v22)
-            assert abs(g - G) <= 1e-14 * abs(G) + 1e-15 * top, (name, v11, v22, det, g, G)
-            assert abs(q - Q) <= 1e-14 * abs(Q) + 1e-15, (name, v11, v22, det, q, Q)
-
-
-def test_atan_gap_and_its_derivatives():
-    """``atan t - t/(1+t²)`` (series below 0.5, where the two terms agree to ``2t³/3``) and its
-    first three derivatives against mpmath, on both sides of the switch."""
-    from ntk_theory._jets import elementwise_derivatives
-
-    ts = [1e-8, 1e-3, 0.1, 0.4999, 0.5001, 2.0, 100.0]
-    got = elementwise_derivatives(_mixture.atan_gap, jnp.asarray(ts), 3)
-    with mp.workdps(40):
-        for i, t in enumerate(ts):
-            for k in range(4):
-                ref = mp.diff(lambda s: mp.atan(s) - s / (1 + s * s), mp.mpf(t), k)
-                assert abs(float(got[k][i]) - ref) <= 2e-15 * abs(ref), (t, k)

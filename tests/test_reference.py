@@ -27,6 +27,7 @@ import re
 import sys
 from pathlib import Path
 
+import jax
 import mpmath as mp
 import numpy as np
 import pytest
@@ -402,38 +403,34 @@ def _large_records():
     ]
 
 
-@pytest.mark.parametrize(
-    "act, depth, get",
-    [
-        ("gelu", 2, "ntk"),
-        ("gelu", 3, "ntk"),
-        ("silu", 2, "ntk"),
-        ("softplus", 2, "ntk"),
-        ("gelu", 2, "nngp"),
-    ],
-)
-def test_deep_unbounded_at_large_inputs(act, depth, get):
-    """Deep gelu, SiLU and softplus (``W_std = 1.3``, ``b_std = 0.2``) where the deeper layers
-    carry ``det Σ`` (``_mixture.gram``): the NTK's ``∂_x^k ∂_y^k Θ`` (k = 1, 2) at x, y in
-    {3, -300, 480, 500.3} (deeper variances up to 3.6e5, GRAM_DEEP_VARIANCE 4e5) and gelu's
-    NNGP ``∂²_x ∂²_y Σ`` at ±1 … ±4 (up to NNGP_DEEP_VARIANCE), against 50-digit mpmath
-    (``reference.mixture_derivative``; ``generate_reference.py large``). Measured: ≤ 8.1e-12
-    (softplus at an opposite-sign pair, the composition's floor near GRAM_DEEP_VARIANCE: 6.1e-12
-    with an earlier arrangement of the same formulas; gelu ≤ 4.4e-12, SiLU 1.2e-12; same-sign
-    pairs at |x| ≥ 480 ≤ 1.1e-13), gelu's NNGP ≤ 1.5e-12. With ``det Σ`` formed from the entries: 4e-11 (softplus) … 1.4e-9 (gelu, depth
-    3)."""
-    recs = [
-        r for r in _large_records() if (r["activation"], r["depth"], r["get"]) == (act, depth, get)
-    ]
-    assert len(recs) == (20 if get == "ntk" else 15)
+@pytest.mark.parametrize("act, depth", [("gelu", 2), ("gelu", 3), ("silu", 2), ("softplus", 2)])
+def test_deep_unbounded_at_large_inputs(act, depth):
+    """Deep gelu, SiLU and softplus (``W_std = 1.3``, ``b_std = 0.2``) on the polar route
+    (``_polar.layer``): the NTK's ``∂_x^k ∂_y^k Θ`` (k = 1, 2) at x, y in {0.3, 30, -1000, 1000}
+    (gelu also 1e4, MAX_INPUT) and the NNGP's ``∂²_x ∂²_y Σ`` at {-0.5, 3, 30, -290} (up to
+    POLAR_NNGP_VARIANCE; a pair of a point near the origin and one far out is its hardest case),
+    against 50-digit mpmath (``reference.mixture_derivative``; ``generate_reference.py large``),
+    relative to the row/column scale. Measured: NTK ≤ 2.2e-14 (gelu, every pair up to 1e4), 3.8e-14
+    (SiLU), 2.1e-13 (softplus); NNGP ≤ 2.4e-12 (gelu, depth 3), 8.4e-13 (softplus). Before the polar route: the NTK refused above
+    |x| ≈ 530 (1.6e-11 at (-700, 1000)), the NNGP refused above |x| ≈ 4 (3e-10 at (-15, 30),
+    1e-7 at |x| = 1000)."""
+    recs = [r for r in _large_records() if (r["activation"], r["depth"]) == (act, depth)]
+    assert len(recs) == (30 if act == "gelu" else 20) + 10
     net = nt.MLP(depth, act, W_std=1.3, b_std=0.2)
     pts = sorted({r["x"] for r in recs} | {r["y"] for r in recs})
     P = np.array(pts)[:, None]
-    jet, spec = _engine.kernel_jet(net, P, P, _jets.support([(2,)], [(2,)]), get=get)
-    assert spec.gram == (act if get == "ntk" else None)
+    sup = _jets.support([(2,)], [(2,)])
+    # one program for both kernels (kernel_jet would refuse the NNGP at 1000 for users)
+    spec, d1, _ = _engine.plan(net, P, P, sup, "ntk", 2)
+    assert spec.polar == act
+    idx = np.arange(len(pts))
+    nngp, ntk = jax.jit(
+        lambda x, r: [jet.coeffs for jet in _engine._recursion(net, spec, x, x, r, r)]
+    )(P, _engine._take(d1, idx))
     for r in recs:
         i, j, k = pts.index(r["x"]), pts.index(r["y"]), r["k"]
-        K = jet[(k, k)] * math.factorial(k) ** 2
+        K = np.asarray((ntk if r["get"] == "ntk" else nngp)[(k, k)])
+        K = np.broadcast_to(K, (len(pts), len(pts))) * math.factorial(k) ** 2
         err = abs(K[i, j] - float(r["value"])) / math.sqrt(abs(K[i, i] * K[j, j]))
         assert err < TOL, (r, err)
 

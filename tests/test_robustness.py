@@ -94,20 +94,26 @@ def test_infinite_scales_and_bad_arguments():
 
 
 def test_scales_beyond_the_exact_range_are_clear_errors():
-    """Inputs past MAX_INPUT, deeper-layer variances past GRAM_DEEP_VARIANCE (gelu, SiLU,
-    softplus), NNGP_DEEP_VARIANCE (their NNGP at order 2) and MAX_DEEP_VARIANCE (others), and
-    unbounded custom activations past PRICE_VARIANCE raise an error naming the cause and the
-    fix (they returned wrong signs before: silu, depth 2, u_xx at |x| = 100 had negative
-    diagonal entries; gelu's NNGP at depth 2 was 1e-7 off at |x| = 1000)."""
+    """Inputs past MAX_INPUT, deeper-layer variances past POLAR_DEEP_VARIANCE (gelu, SiLU,
+    softplus: a huge W_std), POLAR_NNGP_VARIANCE (their NNGP at order 2) and MAX_DEEP_VARIANCE
+    (others), and unbounded custom activations past PRICE_VARIANCE raise an error naming the
+    cause and the fix (they returned wrong signs before: silu, depth 2, u_xx at |x| = 100 had
+    negative diagonal entries; gelu's NNGP at depth 2 was 1e-7 off at |x| = 1000)."""
     u_xx = nt.Operator.parse("u_xx", ("x",))
     with pytest.raises(ValueError, match=r"\|x\| = 2e\+04.*Rescale"):
         nt.operator_kernel(nt.MLP(1, "tanh"), u_xx, [[1.0], [2e4]])
     for act in ("gelu", "silu", "softplus"):
         net = nt.MLP(2, act, W_std=1.3, b_std=0.2)
-        with pytest.raises(ValueError, match=rf"'{act}'.*hidden layer 2.*composition.*Rescale"):
-            nt.operator_kernel(net, u_xx, [[1000.0]])
         with pytest.raises(ValueError, match=rf"'{act}'.*hidden layer 2.*NNGP.*Rescale"):
-            nt.operator_kernel(net, u_xx, [[10.0]], get="nngp")
+            nt.operator_kernel(net, u_xx, [[1000.0]], get="nngp")
+    with pytest.raises(ValueError, match=r"'gelu'.*hidden layer 2.*overflow.*Rescale"):
+        nt.operator_kernel(nt.MLP(2, "gelu", W_std=40.0), u_xx, [[1000.0]])
+    # b_std = 0 with points near the origin (their pre-activation norms vanish: nothing to
+    # factor out) leaves the polar route for the entries' one and its limit: it returned NaN
+    # at x = 0 and a negative diagonal (-1.8e10) at x = 1e-6 before
+    for near in (0.0, 1e-6):
+        with pytest.raises(ValueError, match=r"'gelu'.*hidden layer 2.*chain rule.*b_std ≥ 0.14"):
+            nt.operator_kernel(nt.MLP(2, "gelu", W_std=1.3), u_xx, [[near], [100.0]])
     # a bounded activation with a huge W_std: deeper variance 2e4 with det Σ from the entries
     with pytest.raises(ValueError, match=r"'tanh'.*hidden layer 2.*chain rule.*Rescale"):
         nt.operator_kernel(nt.MLP(2, "tanh", W_std=150.0), u_xx, [[1.0]])
@@ -153,12 +159,12 @@ def test_sympy_activation_that_overflows_is_a_clear_error():
 
 @pytest.mark.parametrize("act", ["gelu", "silu", "softplus"])
 def test_deep_unbounded_kernels_are_psd_at_large_inputs(act):
-    """Depth 2, u_xx at |x| = 3 ... 500 (second-layer variances 10 ... 3.6e5: closed forms with
-    ``det Σ`` carried from layer to layer): symmetric, PSD, positive diagonal, Cauchy-Schwarz.
-    The Price-pair chain rule gave SiLU negative diagonal entries here (-0.030 vs 2.6e-6 at
-    |x| = 100)."""
+    """Depth 2, u_xx at |x| = 3 ... 1e4 (second-layer variances 10 ... 1.4e8: the polar route):
+    symmetric, PSD, positive diagonal, Cauchy-Schwarz. The Price-pair chain rule gave SiLU
+    negative diagonal entries here (-0.030 vs 2.6e-6 at |x| = 100)."""
     net = nt.MLP(2, act, W_std=1.3, b_std=0.2)
     x = np.array([[3.0], [3.1], [-5.0], [20.0], [20.5], [80.0], [-300.0], [499.0], [500.0]])
+    x = np.concatenate([x, [[1000.0], [-1000.0], [1e4]]])
     K = np.asarray(nt.operator_kernel(net, nt.Operator.parse("u_xx", ("x",)), x))
     np.testing.assert_array_equal(K, K.T)
     d = np.diag(K)
