@@ -22,16 +22,23 @@ The closed-form mixtures cost 24 × 24 component evaluations per entry and Price
 that is cheap, on two CPU cores it is the bulk of the time.
 
 Large inputs, `uv run python benchmarks/deep_unbounded.py 100 300` (x in [0, 300]², deeper
-variances up to ~1e5): gelu, SiLU and softplus then also carry `det Σ` from layer to layer
-(`_mixture.gram`, above a deeper variance of 100), which costs about as much again as their
-kernels. Measured 2026-12-05, CPU, 2 cores, N = 100 (first call / steady):
+variances up to ~1e5): gelu, SiLU and softplus then take the polar route (`ntk_theory._polar`,
+above a deeper variance of 100), every layer in closed form, the first included. Measured
+2026-12-05, CPU, 2 cores, N = 100 (first call / steady), before → after the polar route
+(before: the first layer inside for gelu, `det Σ` carried by `_mixture.gram`; [0, 1000]² was
+refused):
 
-| activation | x in [0, 4]² | x in [0, 300]² |
-|---|---|---|
-| gelu | 17.8 s / 10.3 s | 71.8 s / 35.9 s (the inside first layer's nodes grow like log |x|) |
-| silu | 15.0 s / 9.4 s | 45.1 s / 22.4 s |
-| softplus | 14.3 s / 8.6 s | 53.6 s / 24.6 s |
-| tanh | 9.1 s / 1.5 s | 11.1 s / 1.5 s (deeper variances stay O(1): no ``det Σ`` to carry) |
+| activation | x in [0, 4]² | x in [0, 300]² | x in [0, 1000]² |
+|---|---|---|---|
+| gelu | 17.8 s / 10.3 s | 71.8 s / 35.9 s → 24.2 s / 0.08 s | → 22.9 s / 0.09 s |
+| silu | 15.0 s / 9.4 s | 45.1 s / 22.4 s → 86.3 s / 50.9 s | → 84.3 s / 50.9 s |
+| softplus | 14.3 s / 8.6 s | 53.6 s / 24.6 s → 83.4 s / 46.1 s | → 79.9 s / 45.4 s |
+| tanh | 9.1 s / 1.5 s | 11.1 s / 1.5 s | 11.0 s / 1.6 s |
+
+The polar layer evaluates six closed forms per pair of mixture components (24 × 24 for SiLU
+and softplus: both regimes of ρ and the hand-on to the next layer) where the route before
+evaluated four; gelu is a single component, and its first layer no longer needs the 2-D
+quadrature. (tanh's deeper variances stay O(1): no polar route.)
 
 Run: `uv run python benchmarks/deep_unbounded.py [N] [side]`.
 """
