@@ -202,11 +202,6 @@ def _spec(name: str):
     return ACTIVATIONS[name]
 
 
-def _degree0(a: Jet, b: Jet, det: Jet):
-    al, be = _inv(a * a), _inv(b * b)
-    return al, be, det * al * be
-
-
 def layer(
     name: str, a: Jet, b: Jet, s12: Jet, det: Jet, rho: Jet, w2: float, b2: float
 ) -> tuple[Jet, Jet, tuple[Jet, Jet, Jet, Jet]]:
