@@ -193,7 +193,6 @@ def run_mixture() -> None:
                     print(out[-1], flush=True)
 
 
-#: deep gelu, SiLU and softplus at large inputs (``det Σ`` carried, ``_mixture.gram``): the
 #: Deep gelu, SiLU and softplus at large inputs (the polar route, ``_polar.layer``): the NTK's
 #: ``∂^k_x∂^k_y Θ`` (k = 1, 2) at depth 2 (all three) and 3 (gelu) on pairs of LARGE_POINTS (gelu
 #: also at 1e4, MAX_INPUT), the NNGP's ``∂²_x∂²_y Σ`` on pairs of NNGP_POINTS, up to the NNGP
