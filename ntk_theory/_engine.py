@@ -240,7 +240,7 @@ def diagonal_expectation(act, s: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------
 def _dense(net, state, fan_in: float):
     """Dense layer on post-activation covariances ``e``: pre-activation ``Σ`` and ``Θ``."""
-    e12, e11, e22, ntk_in = state[:4]
+    e12, e11, e22, ntk_in = state
     w2, b2 = net.W_std**2, net.b_std**2
     s12, s11, s22 = e12 * w2 + b2, e11 * w2 + b2, e22 * w2 + b2
     if net.parameterization == "standard":  # neural-tangents Dense: Θ = n_in Σ_in + σ_w² Θ_in + 1
@@ -744,13 +744,11 @@ def block_function(net, spec: BlockSpec, terms_t: tuple, terms_s: tuple, jit: bo
     # took 145 s for gelu's biharmonic kernel at depth 2, against 6 s + 30 s compiled apart.
     def first(x1, x2):
         state, geometry = _first_state(net, spec, x1, x2)
-        return [None if jet is None else jet.coeffs for jet in state], [
-            jet.coeffs for jet in geometry
-        ]
+        return [jet.coeffs for jet in state], [jet.coeffs for jet in geometry]
 
     def rest(x1, x2, a_vals, b_vals, rows, cols, state, geometry):
         support = spec.support
-        state = tuple(None if c is None else Jet(c, support) for c in state)
+        state = tuple(Jet(c, support) for c in state)
         geometry = tuple(Jet(c, support) for c in geometry)
         nngp, ntk = _deeper_layers(net, spec, state, geometry, rows, cols)
         return read_out(x1, x2, a_vals, b_vals, nngp, ntk)
