@@ -99,9 +99,11 @@ def _sqrt(jet: Jet) -> Jet:
 
 
 class _Component:
-    """One component ``f_c`` at mixing scales ``(c, c')`` in the degree-0 variables."""
+    """One component ``f_c`` at mixing scales ``(c, c')`` in the degree-0 variables; ``q`` and
+    ``rho`` (close and far regimes) where the pair's kernel is wanted, ``None`` for the
+    degenerate kernel alone. The square roots each regime shares are formed once."""
 
-    def __init__(self, kind: str, c, cp, al: Jet, be: Jet):
+    def __init__(self, kind: str, c, cp, al: Jet, be: Jet, q: Jet | None = None, rho=None):
         self.kind = kind
         c2, cp2 = c * c, cp * cp
         self.c2, self.cp2, self.cc = c2, cp2, c2 * cp2
@@ -110,6 +112,16 @@ class _Component:
         self.K = self.ka * self.kb
         self.p = be * cp2 + al * c2 + al * be * self.cc
         self.aab = al * be * self.cc  # c²c'²αβ
+        self.ds = _sqrt(self.p)  # δ* = δ at q = 0
+        if q is not None:  # close regime: |ρ| = √(1 - q), δ = √(p + q), t = δ/|ρ|
+            self.q = q
+            self.rho = _sqrt(1.0 - q)
+            self.delta = _sqrt(self.p + q)
+            self.t = self.delta * _inv(self.rho)
+        if rho is not None:  # far regime: ρ = Σ12/(ab), δ² = p + 1 - ρ²
+            self.rho_far = rho
+            self.q_far = (1.0 - rho) * (1.0 + rho)
+            self.delta_far = _sqrt(self.p + self.q_far)
 
     def _extra(self, q: Jet | float, delta: Jet) -> Jet:
         """softplus's ``h`` beyond the gelu component: ``N(q)/δ``."""
@@ -122,17 +134,15 @@ class _Component:
 
     def h_star(self) -> Jet:
         """``h`` at ``ρ = 1`` (``q = 0``): the degenerate kernel less ReLU's ``ab/2``."""
-        ds = _sqrt(self.p)
+        ds = self.ds
         h = ds.apply(tan_gap) - ds * self.p * self.K + self.aab * self.K * _inv(ds)
         return h + self._extra(0.0, ds) if self.kind == "softplus" else h
 
-    def h_gap(self, q: Jet) -> Jet:
+    def h_gap(self) -> Jet:
         """``h(ρ = 1) - h(ρ = √(1-q))``, each difference written ``∝ q``."""
-        rho = _sqrt(1.0 - q)
-        delta, ds = _sqrt(self.p + q), _sqrt(self.p)
+        q, rho, delta, ds, t = self.q, self.rho, self.delta, self.ds, self.t
         grow = q * _inv(delta + ds)  # δ - δ*
         fall = q * _inv(1.0 + rho)  # 1 - ρ
-        t = delta * _inv(rho)
         step = (grow + fall * ds) * _inv(rho)  # t - t*
         ratio = _inv(1.0 + t * ds)
         gap_t = step * t * ds * ratio + (step * ratio).apply(tan_gap)  # tg(t) - tg(t*)
@@ -151,13 +161,12 @@ class _Component:
             gap = gap - q * weight * _inv(delta) + numer0 * q * _inv(delta + ds) * inv_prod
         return gap
 
-    def h_far(self, rho: Jet) -> Jet:
+    def h_far(self) -> Jet:
         """``2π E/(ab) - 2πρ/4`` at ``ρ = Σ12/(ab)``, ``δ² = p + 1 - ρ²``."""
-        q = (1.0 - rho) * (1.0 + rho)
-        delta = _sqrt(self.p + q)
+        rho, delta = self.rho_far, self.delta_far
         h = self.aab * self.K * rho * rho * _inv(delta) + delta * self.K
         h = h + rho * (rho * _inv(delta)).apply(jnp.arctan)
-        return h + self._extra(q, delta) if self.kind == "softplus" else h
+        return h + self._extra(self.q_far, delta) if self.kind == "softplus" else h
 
     def _rational(self, delta: Jet) -> Jet | None:
         """``W = c²c'²αβ/δ² + (c²c'²αβ + p)K``: ``2πE[f'f'] = π/2 + atan(ρ/δ) + (ρ/δ)W`` (gelu
@@ -166,7 +175,7 @@ class _Component:
             return None
         return self.aab * _inv(delta * delta) + (self.aab + self.p) * self.K
 
-    def dot_near(self, q: Jet) -> tuple[Jet, Jet]:
+    def dot_near(self) -> tuple[Jet, Jet]:
         """``E[f'f']`` at ``ρ = √(1 - q)`` and at ``ρ = -√(1 - q)``.
 
         With ``t = δ/|ρ|``: ``2πE = π - atan t + W/t`` at ``ρ > 0``, and at ``ρ < 0``, where
@@ -174,9 +183,7 @@ class _Component:
         with ``δ² - ρ²W = pK(c'²β + c²α + 2c²c'²αβ) - c²c'²αβ(1 + 1/δ²) + q(1 + W)`` (terms
         that do not cancel); softplus: ``π - atan t`` and ``atan t``.
         """
-        rho = _sqrt(1.0 - q)
-        delta = _sqrt(self.p + q)
-        t = delta * _inv(rho)
+        q, rho, delta, t = self.q, self.rho, self.delta, self.t
         angle = t.apply(jnp.arctan)
         w = self._rational(delta)
         if w is None:
@@ -186,11 +193,10 @@ class _Component:
         anti = ((edge + q * (1.0 + w)) * _inv(rho * delta) - t.apply(tan_gap)) * _INV_2PI
         return close, anti
 
-    def dot_far(self, rho: Jet) -> Jet:
+    def dot_far(self) -> Jet:
         """``E[f'f']`` at ``ρ = Σ12/(ab)``, ``δ² = p + 1 - ρ²``."""
-        q = (1.0 - rho) * (1.0 + rho)
-        delta = _sqrt(self.p + q)
-        ratio = rho * _inv(delta)
+        delta = self.delta_far
+        ratio = self.rho_far * _inv(delta)
         angle = ratio.apply(jnp.arctan) + math.pi / 2
         w = self._rational(delta)
         return (angle if w is None else angle + ratio * w) * _INV_2PI
@@ -245,14 +251,8 @@ def layer(
     lal, lbe, lq, lrho = (_lift(j) for j in (al, be, q, rho))
 
     def parts(c, cp):
-        comp = _Component(kind, c, cp, lal, lbe)
-        return [
-            comp.h_star(),
-            comp.h_gap(lq),
-            comp.h_far(lrho),
-            *comp.dot_near(lq),
-            comp.dot_far(lrho),
-        ]
+        comp = _Component(kind, c, cp, lal, lbe, lq, lrho)
+        return [comp.h_star(), comp.h_gap(), comp.h_far(), *comp.dot_near(), comp.dot_far()]
 
     star, gap, far, dot_close, dot_anti, dot_far = _average(parts, nodes, weights, scale, support)
     g_ab = star * _INV_2PI
@@ -263,7 +263,7 @@ def layer(
     edot = select(close, dot_close, select(anti, dot_anti, dot_far))
     f = select(close, root * 0.5 + near, select(anti, near, rho * 0.25 + far))
     # the next layer
-    g_aa, g_bb = _star(name, a, a), _star(name, b, b)
+    g_aa, g_bb = _star(name, al), _star(name, be)
     d = select(close, q * _inv((1.0 + root) * 2.0) + gap * _INV_2PI, g_ab + 0.5 - f)
     gram = (g_aa + g_bb - g_ab * 2.0) * 0.5 + g_aa * g_bb - g_ab * g_ab
     gram = ab * ab * (gram + d * (1.0 + g_ab * 2.0 - d))
@@ -287,15 +287,16 @@ def correlation(s12: Jet, a: Jet, b: Jet, det: Jet) -> Jet:
     return select(value > 0.1, root, select(value < -0.1, root * -1.0, quotient))
 
 
-def _star(name: str, a: Jet, b: Jet) -> Jet:
-    """``g = h(ρ = 1)/(2π)``: ``E[φ(aZ)φ(bZ)] = ab(½ + g)``."""
+def _star(name: str, al: Jet) -> Jet:
+    """``g = h(ρ = 1)/(2π)`` of a point with itself, from its ``α = 1/a²``:
+    ``E[φ(aZ)²] = a²(½ + g)``."""
     kind, scale, nodes, weights = _spec(name)
-    al, be = _lift(_inv(a * a)), _lift(_inv(b * b))
+    lal = _lift(al)
 
     def parts(c, cp):
-        return [_Component(kind, c, cp, al, be).h_star()]
+        return [_Component(kind, c, cp, lal, lal).h_star()]
 
-    return _average(parts, nodes, weights, scale, a.support)[0] * _INV_2PI
+    return _average(parts, nodes, weights, scale, al.support)[0] * _INV_2PI
 
 
 def norm(x, side: int, support, c: float, b2: float) -> Jet:
