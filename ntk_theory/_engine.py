@@ -33,7 +33,9 @@ expectation (:mod:`ntk_theory._first_layer`), the other cancellation-free form.
 geometry, deeper layers form it from the entries. Deep gelu, SiLU and softplus operator kernels
 at large variances (:data:`POLAR_VARIANCE`) take another route, :func:`_polar_recursion`: every
 layer in the polar form of :mod:`ntk_theory._polar`, which hands the next one its per-point
-norms, correlation and ``det Σ`` without cancellation.
+norms, correlation and ``det Σ/(a²b²)`` without cancellation; points with a first-layer variance
+below :data:`POLAR_SMALL_VARIANCE` (near the origin with a small bias) carry their variance
+instead of their norm.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ from ._first_layer import (
     norm_and_direction,
     weight_polynomial,
 )
-from ._jets import Jet, factorial, select, split
+from ._jets import Jet, factorial, reciprocal, select, split
 
 __all__ = ["BlockSpec", "LayerSpec", "kernel_blocks", "layer_variances", "plan"]
 
@@ -98,8 +100,8 @@ MAX_INPUT = 1e4
 #: their covariance jets, and ``det Σ`` formed from the entries there cancels (the first layer
 #: has it from the input geometry): for gelu (depth 2, u_xx, against mpmath) the error is
 #: ~5e-16 × variance, 8e-12 at 1.4e4. gelu, SiLU and softplus take the polar route instead
-#: above :data:`POLAR_VARIANCE` (their limits are :data:`POLAR_DEEP_VARIANCE` and
-#: :data:`POLAR_NNGP_VARIANCE`); other unbounded activations are refused earlier
+#: above :data:`POLAR_VARIANCE` (their limit is :data:`POLAR_DEEP_VARIANCE`); other unbounded
+#: activations are refused earlier
 #: (:data:`PRICE_VARIANCE`), bounded ones keep O(1) deeper variances unless ``W_std`` is huge.
 #: ReLU^k is exempt: its arc-cosine kernels are positively homogeneous, so their chain rule
 #: loses the same digits at every variance.
@@ -109,12 +111,15 @@ MAX_DEEP_VARIANCE = 1e4
 #: are nearly bilinear, and every square root of a near-quadratic jet the closed forms take
 #: loses a factor ``~x²`` (gelu, depth 2, ``∂²_x∂²_x'Θ``, ``W_std = 1.3``, against 50-digit
 #: mpmath: 2.9e-9 at (1000, 1003) with ``det Σ`` formed from the entries, 1.6e-11 at (-700, 1000)
-#: with it carried alone; the polar route: ≤ 2.3e-13 at depths 2 and 3 on all pairs of ±0.01 …
+#: with it carried alone; the polar route: ≤ 2.3e-15 at depths 2 and 3 on all pairs of ±0.01 …
 #: ±1e4).
 POLAR_VARIANCE = 100.0
-#: Largest deeper-layer variance for NTK operator kernels on the polar route; beyond
-#: :data:`MAX_INPUT` at ``W_std = 1.3`` (deeper variance 1.4e8 at |x| = 1e4): it only guards
-#: against overflow of ``det Σ ~ Σ²`` for huge ``W_std``.
+#: Largest deeper-layer variance for operator kernels on the polar route. What it carries are
+#: norms and degree-0 jets, so its accuracy does not depend on the scale: one layer is checked
+#: at variances up to 1e8 (tests/test_polar.py), the deep kernels up to |x| = 1e4 = MAX_INPUT
+#: (deeper variance 1.4e8 at ``W_std = 1.3``: NTK within 2.3e-15, NNGP within 5e-14 of
+#: 50-digit mpmath, gelu, depth 3, all pairs of ±0.01 … ±1e4 but (-1e4, 1e4): 5.8e-13).
+#: Beyond 1e10 (a huge ``W_std``) nothing is checked.
 POLAR_DEEP_VARIANCE = 1e10
 #: Deeper-layer variance above which *NNGP* operator kernels of order ≥ 2 of unbounded
 #: activations at depth ≥ 2 leave the composition through the covariance entries. Their
@@ -125,21 +130,16 @@ POLAR_DEEP_VARIANCE = 1e10
 #: and 1e-7 at |x| = 1000. gelu, SiLU and softplus take the polar route above it; other
 #: unbounded activations are refused. (The NTK's extra term keeps its mixed derivatives large.)
 NNGP_DEEP_VARIANCE = 25.0
-#: Largest deeper-layer variance for NNGP operator kernels of order ≥ 2 on the polar route. Pairs
-#: of one point near the origin and one far out lose ``~ε|x'|`` per layer there (each layer's
-#: degree-0 functions of ``x'`` tend to a constant, and their ``x'``-derivatives cancel), against
-#: a row/column scale ``√(K(x, x)K(x', x'))`` with ``K(x', x')`` ~1e-15: gelu, depths 2 and 3,
-#: ``W_std = 1.3``, all pairs of ±0.01 … ±300 within 6.8e-12 (at (-300, -0.5); 7e-11 at
-#: (0.3, 1003), 2e-9 at (0.3, 1e4)); pairs with both |x| ≥ 5 within 1e-12 up to |x| = 1e4.
-#: 1.5e5 is |x| ≈ 320 at ``W_std = 1.3``.
-POLAR_NNGP_VARIANCE = 1.5e5
-#: Smallest first-layer variance ``σ_w²|x|²/d + σ_b²`` at which the polar route is taken. Below
-#: it the degree-0 variables ``1/a²`` of a point near the origin have Taylor coefficients
-#: ``~1/a^k`` and the closed forms written in them cancel: gelu/softplus, depths 2 and 3, u_xx,
-#: ``W_std = 1.3``, points 0 … 12 against the entries' route, by ``b_std`` (first-layer variance
-#: at x = 0 ``b_std²``): 0.15: 2.1e-12; 0.1: 7e-12; 0.07: 7e-11; 0.05: 1.5e-10; 0.01: 3e-8
-#: (and a negative diagonal at x = 1e-6 with ``b_std = 0``). Such inputs take the entries' route
-#: and its limits (the error message names the bias).
+#: First-layer variance ``σ_w²|x|²/d + σ_b²`` below which a point on the polar route is *small*:
+#: it carries its variance instead of its norm (:func:`ntk_theory._polar.mixed_layer`). Near
+#: the origin with a small bias the degree-0 variables ``1/a²`` of the polar form have Taylor
+#: coefficients ``~1/a^k`` and its closed forms cancel: gelu/softplus, depths 2 and 3, u_xx,
+#: ``W_std = 1.3``, points 0 … 12 all taken as large, against the entries' route, by ``b_std``
+#: (first-layer variance at x = 0 ``b_std²``): 0.15: 2.1e-12; 0.1: 7e-12; 0.07: 7e-11; 0.05:
+#: 1.5e-10; 0.01: 3e-8 (and a negative diagonal at x = 1e-6 with ``b_std = 0``).
+POLAR_SMALL_VARIANCE = 1.0
+#: Smallest variance, in any layer, of a large point on the polar route (see
+#: :data:`POLAR_SMALL_VARIANCE`); smaller ones are refused.
 POLAR_MIN_VARIANCE = 0.02
 #: Pre-activation variance of hidden layers 2, 3, ... above which operator kernels of
 #: *unbounded* activations leave the Price-pair chain rule. It composes ``E[φ^{(i)}φ^{(j)}]``
@@ -197,6 +197,8 @@ class BlockSpec:
     #: key of :data:`ntk_theory._polar.ACTIVATIONS` when every layer takes the polar route
     #: (:data:`POLAR_VARIANCE`), else ``None``
     polar: str | None = None
+    #: whether some points on the polar route are small (:data:`POLAR_SMALL_VARIANCE`)
+    polar_small: bool = False
 
 
 # ----------------------------------------------------------------------------------------------
@@ -577,28 +579,65 @@ def _recursion(net, spec: BlockSpec, x1, x2, rows, cols):
 def _polar_recursion(net, spec: BlockSpec, x1, x2):
     """``(Σ, Θ)`` jets of a gelu, SiLU or softplus network at large inputs, every hidden layer
     in the polar form of :func:`ntk_theory._polar.layer` (the per-point norms, ``ρ`` and
-    ``det Σ`` handed from layer to layer without cancellation), scanned: one compiled layer
-    for every depth."""
+    ``q = det Σ/(a²b²)`` handed from layer to layer without cancellation), scanned: one
+    compiled layer for every depth."""
     support, d = spec.support, spec.dim
     w2, b2 = net.W_std**2, net.b_std**2
     e12, e11, e22, geometry = net.input_jets(x1, x2, support)
     a = _polar.norm(x1, 0, support, w2 / d, b2)
     b = _polar.norm(x2, 1, support, w2 / d, b2)
     det = _geometric_det(net, geometry)
-    s12, _, _, ntk = _dense(net, (e12, e11, e22, None), float(net.fan_in(d)))
-    rho = _polar.correlation(s12, a, b, det)
+    s12, s11, s22, ntk = _dense(net, (e12, e11, e22, None), float(net.fan_in(d)))
+    sides = [_polar.direction(x, k, support, w2 / d, b2) for k, x in enumerate((x1, x2))]
+    if spec.polar_small:
+        small = (s11.value < POLAR_SMALL_VARIANCE, s22.value < POLAR_SMALL_VARIANCE)
+        a, b, q, rho = _mixed_first_layer(
+            s12, s11, s22, a, b, det, small, sides, (x1, x2), w2 / d, b2
+        )
+    else:
+        small = None
+        rho, q = _polar.correlation(a, b, det, sides, x1, x2, w2 / d, b2)
     n1, n2 = x1.shape[0], x2.shape[0]
     full, rows, cols = _layout_keys(support)
     pack = _packer([(full, (n1, n2))] * 4 + [(rows, (n1, 1)), (cols, (1, n2))])
 
     def step(carry, _):
-        s12, ntk, det, rho, a, b = (Jet(c, support) for c in carry)
-        e, edot, (det, a, b, rho) = _polar.layer(spec.polar, a, b, s12, det, rho, w2, b2)
+        s12, ntk, q, rho, a, b = (Jet(c, support) for c in carry)
+        if small is None:
+            e, edot, (q, a, b, rho) = _polar.layer(spec.polar, a, b, s12, q, rho, w2, b2)
+        else:
+            e, edot, (q, a, b, rho) = _polar.mixed_layer(
+                spec.polar, a, b, s12, q, rho, w2, b2, small
+            )
         s12, _, _, ntk = _dense(net, (e, e, e, ntk * edot), float(net.width))
-        return pack((s12, ntk, det, rho, a, b)), None
+        return pack((s12, ntk, q, rho, a, b)), None
 
-    carry, _ = jax.lax.scan(step, pack((s12, ntk, det, rho, a, b)), None, length=net.depth)
+    carry, _ = jax.lax.scan(step, pack((s12, ntk, q, rho, a, b)), None, length=net.depth)
     return Jet(carry[0], support), Jet(carry[1], support)
+
+
+def _mixed_first_layer(s12, s11, s22, a, b, det, small, sides, points, c: float, b2: float):
+    """The polar route's first-layer slots with small points (:func:`_polar.mixed_layer`):
+    ``Σ11`` instead of the norm at small points; per pair ``ρ`` and ``q`` (large-large),
+    ``r = Σ12/b = c⟨x, u'⟩ + σ_b²/b`` and ``Q = Σ11 - r²`` (small-large, with ``u' = x'/b``
+    of :func:`_polar.direction`, and mirrored), ``Σ12`` and ``det Σ`` (small-small)."""
+    sx, sy = small
+    support = s12.support
+    one = Jet.constant(1.0, support)
+    na, nb = select(sx, one, a), select(sy, one, b)  # 1 where the norm is not used
+    both_large, both_small = ~sx & ~sy, sx & sy
+    (coords_x, units_x), (coords_y, units_y) = sides
+
+    def inner(p, q):
+        return sum((pk * qk for pk, qk in zip(p, q, strict=True)), Jet({}, support)) * c
+
+    r_sl = inner(coords_x, units_y) + nb.apply(reciprocal) * b2
+    r_ls = inner(units_x, coords_y) + na.apply(reciprocal) * b2
+    det_large = select(both_large, det, na * na * nb * nb * 0.75)
+    rho_large, q_large = _polar.correlation(na, nb, det_large, sides, *points, c, b2)
+    rho = select(both_large, rho_large, select(both_small, s12, select(sx, r_sl, r_ls)))
+    q = select(both_large, q_large, select(both_small, det, select(sx, s11, s22) - rho * rho))
+    return select(sx, s11, a), select(sy, s22, b), q, rho
 
 
 def _first_state(net, spec: BlockSpec, x1, x2):
@@ -858,17 +897,10 @@ def _check_deep_variances(
     net, v1: np.ndarray, v2: np.ndarray, order: int, get: str, polar: str | None
 ) -> None:
     """Refuse deeper-layer variances beyond what the composition keeps exact (see
-    :data:`MAX_DEEP_VARIANCE`, :data:`NNGP_DEEP_VARIANCE`, :data:`POLAR_DEEP_VARIANCE`,
-    :data:`POLAR_NNGP_VARIANCE`)."""
+    :data:`MAX_DEEP_VARIANCE`, :data:`NNGP_DEEP_VARIANCE`, :data:`POLAR_DEEP_VARIANCE`)."""
     nngp = get == "nngp" and order >= 2 and net.act.unbounded
-    if polar and nngp:
-        limit, why = (
-            POLAR_NNGP_VARIANCE,
-            "the NNGP's mixed derivatives of order ≥ 2 are nearly zero there, and pairs of a "
-            "point near the origin and one far out lose digits",
-        )
-    elif polar:
-        limit, why = POLAR_DEEP_VARIANCE, "det Σ of the next layer would overflow"
+    if polar:
+        limit, why = POLAR_DEEP_VARIANCE, "that is beyond the scales checked (W_std is huge)"
     elif nngp:
         limit, why = (
             NNGP_DEEP_VARIANCE,
@@ -879,33 +911,45 @@ def _check_deep_variances(
     else:
         limit, why = MAX_DEEP_VARIANCE, "the chain rule through it cancels"
     if not polar and net.act.family in _polar.ACTIVATIONS and net.embedding is None:
-        least = _smallest_first_variance(v1, v2)
-        if least < POLAR_MIN_VARIANCE:
-            why += (
-                f"; the exact route for large inputs needs every first-layer variance "
-                f"σ_w²|x|²/d + σ_b² ≥ {POLAR_MIN_VARIANCE:g} (here {least:.2g}): a bias b_std ≥ "
-                f"{math.sqrt(POLAR_MIN_VARIANCE):.2f} gives it"
-            )
+        split_error = _polar_split_error(v1, v2)
+        if split_error:
+            why += f"; the exact route for large inputs {split_error}"
     for l in range(1, net.depth):
         top = float(max(v1[l].max(), v2[l].max()))
         if top > limit:
             raise _deep_error(net, l, top, order, why)
 
 
-def _smallest_first_variance(v1: np.ndarray, v2: np.ndarray) -> float:
-    return min(float(v1[0].min()), float(v2[0].min()))
+def _polar_split_error(v1: np.ndarray, v2: np.ndarray) -> str | None:
+    """Why the polar route cannot take these points (small points must stay below
+    :data:`NNGP_DEEP_VARIANCE` in every layer, large ones above :data:`POLAR_MIN_VARIANCE`),
+    else ``None``."""
+    v = np.concatenate([v1, v2], axis=1)  # (depth, points)
+    small = v[0] < POLAR_SMALL_VARIANCE
+    if small.any() and v[:, small].max() > NNGP_DEEP_VARIANCE:
+        return (
+            f"needs the points with a first-layer variance below {POLAR_SMALL_VARIANCE:g} to "
+            f"stay below {NNGP_DEEP_VARIANCE:g} in every layer (here "
+            f"{v[:, small].max():.3g}: W_std is large)"
+        )
+    if (~small).any() and v[:, ~small].min() < POLAR_MIN_VARIANCE:
+        return (
+            f"needs the points with a first-layer variance of at least {POLAR_SMALL_VARIANCE:g} "
+            f"to keep a variance of at least {POLAR_MIN_VARIANCE:g} in every layer (here "
+            f"{v[:, ~small].min():.2g}: a bias b_std ≥ {math.sqrt(POLAR_MIN_VARIANCE):.2f} "
+            "gives it)"
+        )
+    return None
 
 
 def _polar_key(net, v1: np.ndarray, v2: np.ndarray, order: int, get: str) -> str | None:
     """The :data:`ntk_theory._polar.ACTIVATIONS` key when an operator kernel takes the polar
     route (a deeper variance above :data:`POLAR_VARIANCE`, or :data:`NNGP_DEEP_VARIANCE` for
-    NNGP kernels of order ≥ 2; raw input coordinates; every first-layer variance at least
-    :data:`POLAR_MIN_VARIANCE`), else ``None``."""
+    NNGP kernels of order ≥ 2; raw input coordinates; small and large points as
+    :func:`_polar_split_error` asks), else ``None``."""
     if order == 0 or net.depth < 2 or net.embedding is not None:
         return None
-    if net.act.family not in _polar.ACTIVATIONS:
-        return None
-    if _smallest_first_variance(v1, v2) < POLAR_MIN_VARIANCE:
+    if net.act.family not in _polar.ACTIVATIONS or _polar_split_error(v1, v2):
         return None
     top = max(float(v1[1:].max()), float(v2[1:].max()))
     switch = NNGP_DEEP_VARIANCE if get == "nngp" and order >= 2 else POLAR_VARIANCE
@@ -1137,7 +1181,8 @@ def plan(net, x1: np.ndarray, x2: np.ndarray, support, get: str, order: int):
     elif scan and scanned[0].method == "quadrature":
         bounds = tuple(max(L.bounds[i] for L in scanned) for i in range(3))
         layers = layers[:first_scanned] + [LayerSpec("quadrature", bounds=bounds)] * len(scanned)
-    spec = BlockSpec(frozenset(support), dim, tuple(layers), get, scan, polar)
+    small = polar is not None and min(v1[0].min(), v2[0].min()) < POLAR_SMALL_VARIANCE
+    spec = BlockSpec(frozenset(support), dim, tuple(layers), get, scan, polar, bool(small))
     if scan:
         data1 = _stack_scanned(data1, first_scanned, shared[0] if shared_layout else None)
         data2 = (

@@ -10,6 +10,7 @@ stored; the tests recompute a few of them live to show this script's output is c
     uv run python tests/generate_reference.py deep      # two layers of SiLU and softplus (~15 min)
     uv run python tests/generate_reference.py mixture   # the mixture formula at 50 digits (~10 min)
     uv run python tests/generate_reference.py large [SHARD SHARDS]  # deep gelu/SiLU/softplus, |x| ≤ 500 (~40 CPU min)
+    uv run python tests/generate_reference.py small     # the same with b_std = 0 and the origin (~35 CPU min)
 """
 
 from __future__ import annotations
@@ -236,6 +237,53 @@ def run_large(shard: int, shards: int) -> None:
         print(out[-1], flush=True)
 
 
+#: Deep gelu (depth 3), SiLU and softplus (depth 2) with no bias (``b_std = 0``, the default)
+#: on points from the origin out to 1000: the polar route's small points (first-layer variance
+#: below ``_engine.POLAR_SMALL_VARIANCE``) and their pairs with large ones. gelu: the NTK's
+#: ``∂^k_x∂^k_y Θ`` (k = 1, 2) on pairs of SMALL_GELU_POINTS (0.75 and 0.8 straddle the
+#: threshold at ``W_std = 1.3``), SiLU and softplus k = 2 on SMALL_POINTS; the NNGP's
+#: ``∂²_x∂²_y Σ`` on pairs of SMALL_NNGP_POINTS.
+SMALL_POINTS = (0.0, -0.3, 30.0, 1000.0)
+SMALL_GELU_POINTS = (0.0, 0.01, -0.3, 0.75, 0.8, 30.0, -1000.0)
+SMALL_NNGP_POINTS = (0.0, 3.0, -290.0, 1000.0, -10000.0)
+
+
+def small_cases():
+    for name, depth, bias in (("gelu", 3, 0.0),):
+        for i, x in enumerate(SMALL_GELU_POINTS):
+            for y in SMALL_GELU_POINTS[i:]:
+                for k in (1, 2):
+                    yield name, depth, bias, "ntk", x, y, k
+        for i, x in enumerate(SMALL_NNGP_POINTS):
+            for y in SMALL_NNGP_POINTS[i:]:
+                yield name, depth, bias, "nngp", x, y, 2
+    for name in ("silu", "softplus"):
+        for i, x in enumerate(SMALL_POINTS):
+            for y in SMALL_POINTS[i:]:
+                yield name, 2, 0.0, "ntk", x, y, 2
+        for i, x in enumerate(SMALL_NNGP_POINTS):
+            for y in SMALL_NNGP_POINTS[i:]:
+                yield name, 2, 0.0, "nngp", x, y, 2
+
+
+def run_small() -> None:
+    """Resumable (``reference_small.json``)."""
+    import mpmath as mp
+
+    path = DATA / "reference_small.json"
+    out = json.loads(path.read_text()) if path.exists() else []
+    key = ("activation", "depth", "b_std", "get", "x", "y", "k")
+    done = {tuple(r[k] for k in key) for r in out}
+    for case in small_cases():
+        if case in done:
+            continue
+        name, depth, bias, get, x, y, k = case
+        value = R.mixture_derivative(name, 1.3, bias, depth, x, y, k, get)
+        out.append({**dict(zip(key, case, strict=True)), "value": mp.nstr(value, 25)})
+        _write_atomic(path, json.dumps(out, indent=0))
+        print(out[-1], flush=True)
+
+
 def run_poisson(shard: int, shards: int) -> None:
     """K_rr = ∂²_x ∂²_y Θ of one hidden tanh layer (σ_w = σ_b = 1) on linspace(0, 1, 100).
 
@@ -278,4 +326,10 @@ if __name__ == "__main__":
     if what in ("sweep", "poisson", "large"):
         {"sweep": run_sweep, "poisson": run_poisson, "large": run_large}[what](shard, shards)
     else:
-        {"depth2": run_depth2, "chain": run_chain, "deep": run_deep, "mixture": run_mixture}[what]()
+        {
+            "depth2": run_depth2,
+            "chain": run_chain,
+            "deep": run_deep,
+            "mixture": run_mixture,
+            "small": run_small,
+        }[what]()

@@ -403,26 +403,51 @@ def _large_records():
     ]
 
 
+#: The polar route's tolerance: its deep kernels agree with the 50-digit references to
+#: ≤ 1.4e-14 of the row/column scale (every record of reference_large_* and reference_small).
+POLAR_TOL = 1e-13
+
+
 @pytest.mark.parametrize("act, depth", [("gelu", 2), ("gelu", 3), ("silu", 2), ("softplus", 2)])
 def test_deep_unbounded_at_large_inputs(act, depth):
     """Deep gelu, SiLU and softplus (``W_std = 1.3``, ``b_std = 0.2``) on the polar route
-    (``_polar.layer``): the NTK's ``∂_x^k ∂_y^k Θ`` (k = 1, 2) at x, y in {0.3, 30, -1000, 1000}
-    (gelu also 1e4, MAX_INPUT) and the NNGP's ``∂²_x ∂²_y Σ`` at {-0.5, 3, 30, -290} (up to
-    POLAR_NNGP_VARIANCE; a pair of a point near the origin and one far out is its hardest case),
-    against 50-digit mpmath (``reference.mixture_derivative``; ``generate_reference.py large``),
-    relative to the row/column scale. Measured: NTK ≤ 2.2e-14 (gelu, every pair up to 1e4), 3.8e-14
-    (SiLU), 2.1e-13 (softplus); NNGP ≤ 2.4e-12 (gelu, depth 3), 8.4e-13 (softplus). Before the polar route: the NTK refused above
-    |x| ≈ 530 (1.6e-11 at (-700, 1000)), the NNGP refused above |x| ≈ 4 (3e-10 at (-15, 30),
-    1e-7 at |x| = 1000)."""
+    (``_polar.layer``; 0.3 and -0.5 are small points, ``_polar.mixed_layer``): the NTK's
+    ``∂_x^k ∂_y^k Θ`` (k = 1, 2) at x, y in {0.3, 30, -1000, 1000} (gelu also 1e4, MAX_INPUT)
+    and the NNGP's ``∂²_x ∂²_y Σ`` at {-0.5, 3, 30, -290}, against 50-digit mpmath
+    (``reference.mixture_derivative``; ``generate_reference.py large``), relative to the
+    row/column scale. Measured: NTK ≤ 2.3e-15, NNGP ≤ 8.7e-15. Before the polar route: the NTK
+    refused above |x| ≈ 530 (1.6e-11 at (-700, 1000)), the NNGP refused above |x| ≈ 4 (3e-10 at
+    (-15, 30), 1e-7 at |x| = 1000); before its degree-0 hand-on (``q = det Σ/(a²b²)``, ``ρ``
+    from unit vectors) the NTK was within 2.1e-13 and the NNGP 2.4e-12 (1.5e-10 at (-1, -1e4))."""
     recs = [r for r in _large_records() if (r["activation"], r["depth"]) == (act, depth)]
     assert len(recs) == (30 if act == "gelu" else 20) + 10
-    net = nt.MLP(depth, act, W_std=1.3, b_std=0.2)
+    _check_polar_records(nt.MLP(depth, act, W_std=1.3, b_std=0.2), recs)
+
+
+@pytest.mark.parametrize("act, depth", [("gelu", 3), ("silu", 2), ("softplus", 2)])
+def test_deep_unbounded_without_bias(act, depth):
+    """The same with no bias (``b_std = 0``, the default), from the origin out: points whose
+    first-layer variance is below POLAR_SMALL_VARIANCE carry their variance instead of their
+    norm (``_polar.mixed_layer``). At x = 0 the norm vanishes (the route before returned NaN
+    there), and the polar form alone gave a diagonal of -1.8e10 at x = 1e-6 (and lost 1.5e-10
+    at ``b_std = 0.05``). NTK ``∂_x^k ∂_y^k Θ`` on pairs of {0, 0.01, -0.3, 0.75, 0.8, 30,
+    -1000} (gelu, k = 1, 2; 0.75 and 0.8 straddle the threshold) or {0, -0.3, 30, 1000} (SiLU,
+    softplus, k = 2); NNGP ``∂²_x ∂²_y Σ`` on pairs of {0, 3, -290, 1000, -1e4}; 50-digit mpmath
+    (``generate_reference.py small``). Measured: NTK ≤ 4.1e-15, NNGP ≤ 1.4e-14."""
+    recs = json.loads((DATA / "reference_small.json").read_text())
+    recs = [r for r in recs if (r["activation"], r["depth"], r["b_std"]) == (act, depth, 0.0)]
+    assert len(recs) == (56 if act == "gelu" else 10) + 15
+    _check_polar_records(nt.MLP(depth, act, W_std=1.3), recs)
+
+
+def _check_polar_records(net, recs):
+    """Both kernels of every record in one program on the polar route (kernel_jet would refuse
+    the NNGP at 1000 for users), against the records, relative to the row/column scale."""
     pts = sorted({r["x"] for r in recs} | {r["y"] for r in recs})
     P = np.array(pts)[:, None]
     sup = _jets.support([(2,)], [(2,)])
-    # one program for both kernels (kernel_jet would refuse the NNGP at 1000 for users)
     spec, d1, _ = _engine.plan(net, P, P, sup, "ntk", 2)
-    assert spec.polar == act
+    assert spec.polar == net.act.name and spec.polar_small
     idx = np.arange(len(pts))
     nngp, ntk = jax.jit(
         lambda x, r: [jet.coeffs for jet in _engine._recursion(net, spec, x, x, r, r)]
@@ -432,7 +457,7 @@ def test_deep_unbounded_at_large_inputs(act, depth):
         K = np.asarray((ntk if r["get"] == "ntk" else nngp)[(k, k)])
         K = np.broadcast_to(K, (len(pts), len(pts))) * math.factorial(k) ** 2
         err = abs(K[i, j] - float(r["value"])) / math.sqrt(abs(K[i, i] * K[j, j]))
-        assert err < TOL, (r, err)
+        assert err < POLAR_TOL, (r, err)
 
 
 @pytest.mark.parametrize("name", ["tanh", "silu", "softplus"])
