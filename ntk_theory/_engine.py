@@ -58,7 +58,7 @@ from ._first_layer import (
     norm_and_direction,
     weight_polynomial,
 )
-from ._jets import Jet, factorial, reciprocal, select, split
+from ._jets import Jet, factorial, select, split
 
 __all__ = ["BlockSpec", "LayerSpec", "kernel_blocks", "layer_variances", "plan"]
 
@@ -591,8 +591,8 @@ def _polar_recursion(net, spec: BlockSpec, x1, x2):
     sides = [_polar.direction(x, k, support, w2 / d, b2) for k, x in enumerate((x1, x2))]
     if spec.polar_small:
         small = (s11.value < POLAR_SMALL_VARIANCE, s22.value < POLAR_SMALL_VARIANCE)
-        a, b, q, rho = _mixed_first_layer(
-            s12, s11, s22, a, b, det, small, sides, (x1, x2), w2 / d, b2
+        a, b, q, rho = _polar.mixed_first_layer(
+            s12, s11, s22, a, b, det, small, sides, x1, x2, w2 / d, b2
         )
     else:
         small = None
@@ -614,30 +614,6 @@ def _polar_recursion(net, spec: BlockSpec, x1, x2):
 
     carry, _ = jax.lax.scan(step, pack((s12, ntk, q, rho, a, b)), None, length=net.depth)
     return Jet(carry[0], support), Jet(carry[1], support)
-
-
-def _mixed_first_layer(s12, s11, s22, a, b, det, small, sides, points, c: float, b2: float):
-    """The polar route's first-layer slots with small points (:func:`_polar.mixed_layer`):
-    ``Σ11`` instead of the norm at small points; per pair ``ρ`` and ``q`` (large-large),
-    ``r = Σ12/b = c⟨x, u'⟩ + σ_b²/b`` and ``Q = Σ11 - r²`` (small-large, with ``u' = x'/b``
-    of :func:`_polar.direction`, and mirrored), ``Σ12`` and ``det Σ`` (small-small)."""
-    sx, sy = small
-    support = s12.support
-    one = Jet.constant(1.0, support)
-    na, nb = select(sx, one, a), select(sy, one, b)  # 1 where the norm is not used
-    both_large, both_small = ~sx & ~sy, sx & sy
-    (coords_x, units_x), (coords_y, units_y) = sides
-
-    def inner(p, q):
-        return sum((pk * qk for pk, qk in zip(p, q, strict=True)), Jet({}, support)) * c
-
-    r_sl = inner(coords_x, units_y) + nb.apply(reciprocal) * b2
-    r_ls = inner(units_x, coords_y) + na.apply(reciprocal) * b2
-    det_large = select(both_large, det, na * na * nb * nb * 0.75)
-    rho_large, q_large = _polar.correlation(na, nb, det_large, sides, *points, c, b2)
-    rho = select(both_large, rho_large, select(both_small, s12, select(sx, r_sl, r_ls)))
-    q = select(both_large, q_large, select(both_small, det, select(sx, s11, s22) - rho * rho))
-    return select(sx, s11, a), select(sy, s22, b), q, rho
 
 
 def _first_state(net, spec: BlockSpec, x1, x2):

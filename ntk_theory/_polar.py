@@ -58,7 +58,16 @@ import jax.numpy as jnp
 from ._jets import Jet, power, reciprocal, rsqrt, select
 from ._mixture import NODES, WEIGHTS, _average, _component, _lift
 
-__all__ = ["ACTIVATIONS", "correlation", "layer", "mixed_layer", "norm", "tan_gap"]
+__all__ = [
+    "ACTIVATIONS",
+    "correlation",
+    "direction",
+    "layer",
+    "mixed_first_layer",
+    "mixed_layer",
+    "norm",
+    "tan_gap",
+]
 
 #: Activation -> (component, c/K, nodes, weights) of :mod:`ntk_theory._mixture`'s scale
 #: mixtures; gelu is the single component ``c = 1``.
@@ -330,6 +339,21 @@ def _layer(name, a, b, s12, q, rho, w2, b2):
     return e12, edot, (q_next, a_next, b_next, rho_next), (grow_a, grow_b)
 
 
+def _inner(p, q, support) -> Jet:
+    """``Σ_k p_k q_k`` of two vectors of jets (or arrays)."""
+    return sum((pk * qk for pk, qk in zip(p, q, strict=True)), Jet({}, support))
+
+
+def _wedge_square(p, q, support) -> Jet:
+    """``|p ∧ q|² = Σ_{k<l} (p_k q_l - p_l q_k)²`` of two vectors of jets (or arrays)."""
+    total = Jet({}, support)
+    for k in range(len(p)):
+        for l in range(k + 1, len(p)):
+            w = q[l] * p[k] - q[k] * p[l]
+            total = total + w * w
+    return total
+
+
 def correlation(a: Jet, b: Jet, det: Jet, sides, x1, x2, c: float, b2: float) -> tuple[Jet, Jet]:
     """The first layer's ``ρ = Σ12/(ab)`` and ``q = det Σ¹/(a²b²) = 1 - ρ²`` without
     cancellation, from the unit vectors ``ξ = (√c x, σ_b)/a`` of the two points.
@@ -350,22 +374,43 @@ def correlation(a: Jet, b: Jet, det: Jet, sides, x1, x2, c: float, b2: float) ->
     ab = a * b
     inv_a, inv_b = _inv(a), _inv(b)
     (_, u), (_, v) = sides
-    zero = Jet({}, support)
-    rho = sum((uk * vk for uk, vk in zip(u, v, strict=True)), zero) * c + inv_a * inv_b * b2
-    wedge = zero
-    for k in range(len(u)):
-        for l in range(k + 1, len(u)):
-            w = u[k] * v[l] - u[l] * v[k]
-            wedge = wedge + w * w
-    gap = zero
-    for uk, vk in zip(u, v, strict=True):
-        w = uk * inv_b - vk * inv_a
-        gap = gap + w * w
+    rho = _inner(u, v, support) * c + inv_a * inv_b * b2
+    wedge = _wedge_square(u, v, support)
+    gap = [uk * inv_b - vk * inv_a for uk, vk in zip(u, v, strict=True)]
+    gap = _inner(gap, gap, support)
     x1, x2 = jnp.asarray(x1, jnp.float64), jnp.asarray(x2, jnp.float64)
     apart = jnp.sum((x1[:, None, :] - x2[None, :, :]) ** 2, axis=-1)
     longer = jnp.maximum(jnp.sum(x1 * x1, -1)[:, None], jnp.sum(x2 * x2, -1)[None, :])
     q = select(apart < 0.25 * longer, det * _inv(ab * ab), wedge * (c * c) + gap * (c * b2))
     return rho, q
+
+
+def mixed_first_layer(
+    s12: Jet, s11: Jet, s22: Jet, a: Jet, b: Jet, det: Jet, small, sides, x1, x2, c, b2
+) -> tuple[Jet, Jet, Jet, Jet]:
+    """The first layer's slots ``(a, b, q, rho)`` for :func:`mixed_layer`: ``Σ11`` instead of
+    the norm at small points; per pair ``ρ`` and ``q`` of :func:`correlation` (large-large),
+    ``r = Σ12/b = c⟨x, u'⟩ + σ_b²/b`` and ``Q = Σ11 - r²`` (small-large, with ``u' = x'/b`` of
+    :func:`direction`, and mirrored), ``Σ12`` and ``det Σ`` (small-small).
+
+    Args:
+        s12, s11, s22: the first layer's covariance jets; a, b: the norms (:func:`norm`); det:
+            ``det Σ¹`` from the geometry; small: the masks of :func:`mixed_layer`; sides, x1,
+            x2, c, b2: as in :func:`correlation`.
+    """
+    sx, sy = small
+    support = s12.support
+    one = Jet.constant(1.0, support)
+    na, nb = select(sx, one, a), select(sy, one, b)  # 1 where the norm is not used
+    both_large, both_small = ~sx & ~sy, sx & sy
+    (coords_x, units_x), (coords_y, units_y) = sides
+    r_sl = _inner(coords_x, units_y, support) * c + _inv(nb) * b2
+    r_ls = _inner(units_x, coords_y, support) * c + _inv(na) * b2
+    det_large = select(both_large, det, na * na * nb * nb * 0.75)
+    rho_large, q_large = correlation(na, nb, det_large, sides, x1, x2, c, b2)
+    rho = select(both_large, rho_large, select(both_small, s12, select(sx, r_sl, r_ls)))
+    q = select(both_large, q_large, select(both_small, det, select(sx, s11, s22) - rho * rho))
+    return select(sx, s11, a), select(sy, s22, b), q, rho
 
 
 def mixed_layer(
@@ -506,14 +551,10 @@ def _radial(x, side: int, support, c: float, b2: float):
     cols = [x[:, k].reshape(shape) for k in range(d)]
     s = c * sum(col * col for col in cols) + b2
     s = jnp.where(s > 0.0, s, 1.0)  # x = 0 without bias: a small point, its norm unused
-    lam = sum((steps[k] * cols[k] for k in range(d)), Jet({}, support)) * (c / s)
-    wedge = Jet({}, support)
-    for k in range(d):
-        for l in range(k + 1, d):
-            w = steps[l] * cols[k] - steps[k] * cols[l]
-            wedge = wedge + w * w
-    sq = sum((st * st for st in steps), Jet({}, support))
-    nu = (wedge * c + sq * b2) * (c / (s * s))
+    lam = _inner(steps, cols, support) * (c / s)
+    nu = (_wedge_square(cols, steps, support) * c + _inner(steps, steps, support) * b2) * (
+        c / (s * s)
+    )
     one_lam = lam + Jet({zero: jnp.ones_like(s)}, support)
     return steps, cols, s, one_lam, _sqrt(1.0 + nu * _inv(one_lam * one_lam))
 

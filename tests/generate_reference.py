@@ -203,38 +203,55 @@ GELU_POINTS = (*LARGE_POINTS, 10000.0)
 NNGP_POINTS = (-0.5, 3.0, 30.0, -290.0)
 
 
+def _pairs(points):
+    """Every pair ``(x, y)`` of the points with ``y`` at or after ``x``."""
+    return [(x, y) for i, x in enumerate(points) for y in points[i:]]
+
+
 def large_cases():
     for name, depth in (("gelu", 2), ("gelu", 3), ("silu", 2), ("softplus", 2)):
-        points = GELU_POINTS if name == "gelu" else LARGE_POINTS
-        for i, x in enumerate(points):
-            for y in points[i:]:
-                for k in (1, 2):
-                    yield name, depth, "ntk", x, y, k
-        for i, x in enumerate(NNGP_POINTS):
-            for y in NNGP_POINTS[i:]:
-                yield name, depth, "nngp", x, y, 2
+        for x, y in _pairs(GELU_POINTS if name == "gelu" else LARGE_POINTS):
+            for k in (1, 2):
+                yield name, depth, "ntk", x, y, k
+        for x, y in _pairs(NNGP_POINTS):
+            yield name, depth, "nngp", x, y, 2
+
+
+def _append_values(path: Path, key: tuple, cases, done: set, bias) -> None:
+    """``reference.mixture_derivative`` (``W_std = 1.3``, ``b_std = bias(case)``) of every case
+    not in ``done``, appended to the records in ``path`` (written atomically after each)."""
+    import mpmath as mp
+
+    out = json.loads(path.read_text()) if path.exists() else []
+    for case in cases:
+        if case in done:
+            continue
+        row = dict(zip(key, case, strict=True))
+        value = R.mixture_derivative(
+            row["activation"],
+            1.3,
+            bias(row),
+            row["depth"],
+            row["x"],
+            row["y"],
+            row["k"],
+            row["get"],
+        )
+        out.append({**row, "value": mp.nstr(value, 25)})
+        _write_atomic(path, json.dumps(out, indent=0))
+        print(out[-1], flush=True)
 
 
 def run_large(shard: int, shards: int) -> None:
     """Resumable, sharded like ``poisson`` (``reference_large_{shard}.json``)."""
-    import mpmath as mp
-
-    path = DATA / f"reference_large_{shard}.json"
-    out = json.loads(path.read_text()) if path.exists() else []
     key = ("activation", "depth", "get", "x", "y", "k")
     done = {
         tuple(r[k] for k in key)
         for f in DATA.glob("reference_large_*.json")
         for r in json.loads(f.read_text())
     }
-    for n, case in enumerate(large_cases()):
-        if n % shards != shard or case in done:
-            continue
-        name, depth, get, x, y, k = case
-        value = R.mixture_derivative(name, 1.3, 0.2, depth, x, y, k, get)
-        out.append({**dict(zip(key, case, strict=True)), "value": mp.nstr(value, 25)})
-        _write_atomic(path, json.dumps(out, indent=0))
-        print(out[-1], flush=True)
+    cases = [case for n, case in enumerate(large_cases()) if n % shards == shard]
+    _append_values(DATA / f"reference_large_{shard}.json", key, cases, done, lambda row: 0.2)
 
 
 #: Deep gelu (depth 3), SiLU and softplus (depth 2) with no bias (``b_std = 0``, the default)
@@ -249,39 +266,25 @@ SMALL_NNGP_POINTS = (0.0, 3.0, -290.0, 1000.0, -10000.0)
 
 
 def small_cases():
-    for name, depth, bias in (("gelu", 3, 0.0),):
-        for i, x in enumerate(SMALL_GELU_POINTS):
-            for y in SMALL_GELU_POINTS[i:]:
-                for k in (1, 2):
-                    yield name, depth, bias, "ntk", x, y, k
-        for i, x in enumerate(SMALL_NNGP_POINTS):
-            for y in SMALL_NNGP_POINTS[i:]:
-                yield name, depth, bias, "nngp", x, y, 2
+    for x, y in _pairs(SMALL_GELU_POINTS):
+        for k in (1, 2):
+            yield "gelu", 3, 0.0, "ntk", x, y, k
     for name in ("silu", "softplus"):
-        for i, x in enumerate(SMALL_POINTS):
-            for y in SMALL_POINTS[i:]:
-                yield name, 2, 0.0, "ntk", x, y, 2
-        for i, x in enumerate(SMALL_NNGP_POINTS):
-            for y in SMALL_NNGP_POINTS[i:]:
-                yield name, 2, 0.0, "nngp", x, y, 2
+        for x, y in _pairs(SMALL_POINTS):
+            yield name, 2, 0.0, "ntk", x, y, 2
+    for name, depth in (("gelu", 3), ("silu", 2), ("softplus", 2)):
+        for x, y in _pairs(SMALL_NNGP_POINTS):
+            yield name, depth, 0.0, "nngp", x, y, 2
 
 
 def run_small() -> None:
     """Resumable (``reference_small.json``)."""
-    import mpmath as mp
-
     path = DATA / "reference_small.json"
-    out = json.loads(path.read_text()) if path.exists() else []
     key = ("activation", "depth", "b_std", "get", "x", "y", "k")
-    done = {tuple(r[k] for k in key) for r in out}
-    for case in small_cases():
-        if case in done:
-            continue
-        name, depth, bias, get, x, y, k = case
-        value = R.mixture_derivative(name, 1.3, bias, depth, x, y, k, get)
-        out.append({**dict(zip(key, case, strict=True)), "value": mp.nstr(value, 25)})
-        _write_atomic(path, json.dumps(out, indent=0))
-        print(out[-1], flush=True)
+    done = (
+        {tuple(r[k] for k in key) for r in json.loads(path.read_text())} if path.exists() else set()
+    )
+    _append_values(path, key, small_cases(), done, lambda row: row["b_std"])
 
 
 def run_poisson(shard: int, shards: int) -> None:
